@@ -1,0 +1,26 @@
+"""fastmlp: fast, exact training of fully-connected classifiers, compiled with Numba.
+
+Public names: :class:`Model` (the network), :class:`History`, :class:`DivergenceError`,
+:class:`MLPClassifier` (a drop-in for scikit-learn's) and :data:`__version__`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastmlp.model import DivergenceError, History, Model
+
+try:
+    __version__ = version("fastmlp")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["DivergenceError", "History", "MLPClassifier", "Model", "__version__"]
+
+
+def __getattr__(name):
+    # MLPClassifier pulls in scikit-learn; import it only when asked for, so `import fastmlp`
+    # stays light for library and command-line use.
+    if name == "MLPClassifier":
+        from fastmlp.sklearn import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")

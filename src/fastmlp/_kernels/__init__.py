@@ -1,0 +1,1 @@
+"""Compiled kernels: pure ``@njit`` functions on arrays and scalars (internal)."""

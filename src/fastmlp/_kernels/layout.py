@@ -1,0 +1,32 @@
+"""Views into the flat parameter vector and the flat per-layer buffers.
+
+The parameters of a network with layer sizes ``s_0 .. s_L`` live in one vector ``theta``:
+all weight matrices first (``W^l`` of shape ``(s_{l-1}, s_l)``, C order), then all biases
+(scikit-learn's ``_pack`` order, which L-BFGS uses as is). ``w_off[l]`` and ``b_off[l]`` are
+where layer ``l+1``'s weight and bias start. Activations and deltas of a batch live the same way
+in one buffer each, layer ``l`` at ``a_off[l]`` with ``rows`` rows.
+"""
+
+from fastmlp._kernels._jit import jit
+
+
+@jit
+def weight(theta, sizes, w_off, layer):
+    """``W`` of weight layer ``layer`` (0-based) as a ``(sizes[layer], sizes[layer+1])`` view."""
+    rows = sizes[layer]
+    cols = sizes[layer + 1]
+    start = w_off[layer]
+    return theta[start : start + rows * cols].reshape((rows, cols))
+
+
+@jit
+def bias(theta, sizes, b_off, layer):
+    """``b`` of weight layer ``layer`` (0-based) as a ``(sizes[layer+1],)`` view."""
+    start = b_off[layer]
+    return theta[start : start + sizes[layer + 1]]
+
+
+@jit
+def rows_view(buf, offset, rows, cols):
+    """Return a ``(rows, cols)`` C-contiguous view of the flat ``buf`` starting at ``offset``."""
+    return buf[offset : offset + rows * cols].reshape((rows, cols))

@@ -1,0 +1,143 @@
+"""Output layer, cross-entropy cost and BP1.
+
+Two ways to compute the cost, chosen by ``clip_eps``:
+
+- ``clip_eps == 0``: exact, through log-sum-exp of the pre-activations, so a confident wrong
+  answer costs a large finite number, never ``-log(0) = inf`` (fastmlp.Model).
+- ``clip_eps > 0``: scikit-learn's ``log_loss``: probabilities clipped to ``[eps, 1 - eps]``
+  before the log (fastmlp.MLPClassifier, to reproduce scikit-learn's ``loss_curve_``).
+"""
+
+import numpy as np
+
+from fastmlp._kernels._jit import jit
+from fastmlp._kernels.activations import LOGISTIC, sigmoid1
+
+
+@jit
+def softplus1(x):
+    """``log(1 + e^x)`` of one scalar, without overflow."""
+    zero = type(x)(0)
+    return max(x, zero) + np.log1p(np.exp(-abs(x)))
+
+
+@jit
+def output_layer(z, b, y, out_act, clip_eps, with_loss):
+    """In place ``z <- a^L`` (softmax or logistic of ``z + b``); optionally the summed cost.
+
+    Parameters
+    ----------
+    z : (n, K) float array
+        Output pre-activations without the bias; overwritten by the probabilities ``a^L``.
+    b : (K,) float array
+        Output bias.
+    y : (n, K) float array
+        Target rows (one-hot or soft, each summing to 1 for softmax; 0/1 per column for
+        logistic outputs). Read only when ``with_loss``.
+    out_act : int
+        SOFTMAX (multiclass) or LOGISTIC (binary and multilabel, as scikit-learn).
+    clip_eps : float
+        0 for the exact log-sum-exp cost; ``finfo(dtype).eps`` for scikit-learn's clipped cost.
+    with_loss : bool
+        Compute the cost and the count of correct rows.
+
+    Returns
+    -------
+    loss_sum : float
+        ``sum_x C_x`` over the n rows (not divided by n); 0 when not ``with_loss``.
+    n_correct : int
+        Rows whose prediction matches the target's (argmax for softmax; every output
+        thresholded at 0.5 for logistic).
+    """
+    n, k = z.shape
+    T = z.dtype.type
+    zero = T(0)
+    one = T(1)
+    half = T(0.5)
+    eps = T(clip_eps)
+    loss_sum = 0.0
+    n_correct = 0
+    if out_act == LOGISTIC:
+        for i in range(n):
+            row_ok = True
+            for j in range(k):
+                v = z[i, j] + b[j]
+                a = sigmoid1(v)
+                z[i, j] = a
+                if with_loss:
+                    t = y[i, j]
+                    if clip_eps > 0:
+                        p = min(max(a, eps), one - eps)
+                        if t != zero:
+                            loss_sum -= t * np.log(p)
+                        if t != one:
+                            loss_sum -= (one - t) * np.log(one - p)
+                    else:
+                        # -log(sigmoid(v)) = softplus(-v); -log(1 - sigmoid(v)) = softplus(v)
+                        loss_sum += t * softplus1(-v) + (one - t) * softplus1(v)
+                    if (a > half) != (t > half):
+                        row_ok = False
+            if with_loss and row_ok:
+                n_correct += 1
+        return loss_sum, n_correct
+    # softmax, with the row maximum m subtracted so exp never overflows
+    for i in range(n):
+        m = z[i, 0] + b[0]
+        best_a = 0
+        for j in range(1, k):
+            v = z[i, j] + b[j]
+            if v > m:
+                m = v
+                best_a = j
+        s = zero
+        sum_t = zero
+        gap = zero  # sum_j t_j (m - v_j), every term >= 0
+        best_y = 0
+        for j in range(k):
+            v = z[i, j] + b[j]
+            if with_loss:
+                t = y[i, j]
+                sum_t += t
+                gap += t * (m - v)
+                if t > y[i, best_y]:
+                    best_y = j
+            e = np.exp(v - m)
+            z[i, j] = e
+            s += e
+        inv = one / s
+        for j in range(k):
+            z[i, j] *= inv
+        if with_loss:
+            if clip_eps > 0:
+                for j in range(k):
+                    t = y[i, j]
+                    if t != zero:
+                        p = min(max(z[i, j], eps), one - eps)
+                        loss_sum -= t * np.log(p)
+            else:
+                # C_x = sum_j t_j (log sum_k e^{v_k} - v_j) = sum_t log(s) + sum_j t_j (m - v_j):
+                # a sum of non-negative terms, finite however wrong the prediction.
+                loss_sum += sum_t * np.log(s) + gap
+            if best_a == best_y:
+                n_correct += 1
+    return loss_sum, n_correct
+
+
+@jit
+def output_delta(a, y, delta, scale):
+    """BP1: ``delta^L = (a^L - y) * scale`` (softmax or logistic output with cross-entropy).
+
+    Parameters
+    ----------
+    a, y : (n, K) float arrays
+        Output probabilities and target rows (rows of ``y`` sum to 1 for softmax, so the
+        general ``a * sum_j y_j - y`` is ``a - y``).
+    delta : (n, K) float array
+        Written.
+    scale : float
+        ``1 / n`` makes ``delta`` the gradient of the *mean* cost with respect to ``z^L``.
+    """
+    n, k = a.shape
+    for i in range(n):
+        for j in range(k):
+            delta[i, j] = (a[i, j] - y[i, j]) * scale

@@ -1,0 +1,91 @@
+"""Optimizer steps: one fused loop over the flat parameter vector.
+
+Each step also adds the L2 term ``l2 * W`` to the weight part of the gradient (the first
+``n_weights`` entries; biases are not penalised) and returns ``sum(W**2)`` of the weights
+before the update, which the caller needs for the cost ``0.5 * l2 * ||W||^2``.
+"""
+
+import numpy as np
+
+from fastmlp._kernels._jit import jit
+
+
+@jit
+def add_l2(theta, grad, n_weights, l2):
+    """``grad[:n_weights] += l2 * theta[:n_weights]``; returns ``sum(W**2)``."""
+    sum_sq = 0.0
+    for i in range(n_weights):
+        sum_sq += theta[i] * theta[i]
+        grad[i] += l2 * theta[i]
+    return sum_sq
+
+
+@jit
+def sgd_step(theta, grad, velocity, n_weights, learning_rate, momentum, nesterov, l2):
+    """SGD, with classical or Nesterov momentum, as scikit-learn's ``SGDOptimizer``.
+
+    ``v <- momentum * v - lr * g``; ``theta += v`` (classical) or
+    ``theta += momentum * v - lr * g`` (Nesterov). With ``momentum == 0`` and no Nesterov,
+    ``theta -= lr * g`` and ``velocity`` is not touched.
+
+    Parameters
+    ----------
+    theta, grad, velocity : (P,) float arrays
+        Parameters (updated), gradient without the L2 term (the L2 term is added in place),
+        velocity (updated).
+    n_weights : int
+        Number of weight entries at the start of ``theta``.
+    learning_rate, momentum, l2 : float (the arrays' dtype)
+    nesterov : bool
+
+    Returns
+    -------
+    sum_sq : float
+        ``sum(W**2)`` before the update (0 when ``l2 == 0``).
+    """
+    sum_sq = add_l2(theta, grad, n_weights, l2) if l2 != 0 else 0.0
+    P = theta.shape[0]
+    if momentum == 0 and not nesterov:
+        for i in range(P):
+            theta[i] -= learning_rate * grad[i]
+    elif nesterov:
+        for i in range(P):
+            v = momentum * velocity[i] - learning_rate * grad[i]
+            velocity[i] = v
+            theta[i] += momentum * v - learning_rate * grad[i]
+    else:
+        for i in range(P):
+            v = momentum * velocity[i] - learning_rate * grad[i]
+            velocity[i] = v
+            theta[i] += v
+    return sum_sq
+
+
+@jit
+def adam_step(theta, grad, m, v, n_weights, step, learning_rate, beta_1, beta_2, epsilon, l2):
+    """Adam, as scikit-learn's ``AdamOptimizer`` (bias correction folded into the rate).
+
+    Parameters
+    ----------
+    theta, grad, m, v : (P,) float arrays
+        Parameters, gradient (L2 term added in place), first and second moments (updated).
+    n_weights : int
+    step : int
+        The step number ``t`` after this update (1 for the first).
+    learning_rate, beta_1, beta_2, epsilon, l2 : float (the arrays' dtype)
+
+    Returns
+    -------
+    sum_sq : float
+        ``sum(W**2)`` before the update (0 when ``l2 == 0``).
+    """
+    sum_sq = add_l2(theta, grad, n_weights, l2) if l2 != 0 else 0.0
+    T = theta.dtype.type
+    one = T(1)
+    rate = T(learning_rate * np.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step))
+    for i in range(theta.shape[0]):
+        g = grad[i]
+        m[i] = beta_1 * m[i] + (one - beta_1) * g
+        v[i] = beta_2 * v[i] + (one - beta_2) * (g * g)
+        theta[i] -= rate * m[i] / (np.sqrt(v[i]) + epsilon)
+    return sum_sq

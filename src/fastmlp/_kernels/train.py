@@ -1,0 +1,296 @@
+"""One epoch of mini-batch training in one compiled call."""
+
+import numpy as np
+
+from fastmlp._kernels._jit import jit
+from fastmlp._kernels.backward import backward
+from fastmlp._kernels.forward import forward
+from fastmlp._kernels.layout import rows_view
+from fastmlp._kernels.loss import output_delta
+from fastmlp._kernels.optim import adam_step, add_l2, sgd_step
+
+SGD = 0
+ADAM = 1
+
+
+@jit
+def gather_rows(X, order, start, x):
+    """``x[i] = X[order[start + i]]`` for every row of ``x`` (dense ``X``)."""
+    for i in range(x.shape[0]):
+        row = order[start + i]
+        for j in range(x.shape[1]):
+            x[i, j] = X[row, j]
+
+
+@jit
+def gather_rows_csr(data, indices, indptr, order, start, x):
+    """``x[i] = X[order[start + i]]`` for every row of ``x``, ``X`` given as CSR arrays."""
+    zero = x.dtype.type(0)
+    for i in range(x.shape[0]):
+        row = order[start + i]
+        for j in range(x.shape[1]):
+            x[i, j] = zero
+        for p in range(indptr[row], indptr[row + 1]):
+            x[i, indices[p]] = data[p]
+
+
+@jit
+def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act_buf, delta_buf,
+                a_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+                state_1, state_2, step, l2, l2_per_sample, clip_eps):
+    """Forward pass, BP1-BP4 and one optimizer update on the batch ``(x, y)``.
+
+    Arguments are those of :func:`train_epoch`, with ``x``/``y`` the gathered batch.
+
+    Returns
+    -------
+    batch_loss_sum : float
+        ``n * batch cost`` (cross-entropy summed over the rows plus ``n`` times the L2 term);
+        not finite when training must stop (the parameters are then left untouched).
+    n_correct : int
+    """
+    n = x.shape[0]
+    k = y.shape[1]
+    n_layers = sizes.shape[0] - 1
+    n_weights = b_off[0]
+    T = theta.dtype.type
+    loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act,
+                                  out_act, y, clip_eps, True)
+    if not np.isfinite(loss_sum):
+        return loss_sum, n_correct
+    # BP1, scaled by 1/n so every delta and gradient is of the batch's mean cost
+    a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
+    output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), T(1.0 / n))
+    backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act, grad)
+    coef = T(l2 + l2_per_sample / n)
+    if optimizer == SGD:
+        sum_sq = sgd_step(theta, grad, state_1, n_weights, learning_rate, momentum, nesterov,
+                          coef)
+    else:
+        step[0] += 1
+        sum_sq = adam_step(theta, grad, state_1, state_2, n_weights, step[0], learning_rate,
+                           beta_1, beta_2, epsilon, coef)
+    return loss_sum + 0.5 * coef * sum_sq * n, n_correct
+
+
+@jit
+def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidden_act, out_act,
+                x_buf, y_buf, act_buf, delta_buf, a_off, optimizer, learning_rate, momentum,
+                nesterov, beta_1, beta_2, epsilon, state_1, state_2, step, l2, l2_per_sample,
+                clip_eps):
+    """Train one epoch: every mini-batch's forward pass, BP1-BP4 and update, in one call.
+
+    Batches are consecutive slices of ``order`` (the last may be short); the rows of ``X`` and
+    ``Y`` they name are gathered into ``x_buf``/``y_buf``. Nothing is allocated.
+
+    Parameters
+    ----------
+    X : (N, s_0) float array, C-contiguous
+    Y : (N, s_L) float array
+        Target rows.
+    order : (M,) int64 array
+        The rows to train on, in order (a permutation of ``0..N-1``, or the identity).
+    batch_size : int
+    theta, grad : (P,) float arrays
+        Parameters (updated in place) and a gradient buffer.
+    sizes, w_off, b_off, a_off, hidden_act, out_act
+        See :func:`fastmlp._kernels.forward.forward`.
+    x_buf : (batch_size, s_0) float array
+    y_buf : (batch_size, s_L) float array
+    act_buf, delta_buf : float arrays
+        ``batch_size * sum(s_1..s_L)`` entries each.
+    optimizer : int
+        ``SGD`` or ``ADAM``.
+    learning_rate, momentum, beta_1, beta_2, epsilon : float (the arrays' dtype)
+    nesterov : bool
+    state_1, state_2 : (P,) float arrays
+        SGD velocity (``state_2`` unused), or Adam's first and second moments.
+    step : (1,) int64 array
+        Adam's step counter, advanced once per batch.
+    l2, l2_per_sample : float
+        The L2 coefficient of a batch of ``n`` rows is ``l2 + l2_per_sample / n``
+        (``Model`` uses ``l2``; scikit-learn's ``alpha`` is ``l2_per_sample``).
+    clip_eps : float
+        See :func:`fastmlp._kernels.loss.output_layer`.
+
+    Returns
+    -------
+    loss_sum : float
+        ``sum over batches of n_batch * batch cost`` (divide by M for the epoch's mean).
+    n_correct : int
+        Correct predictions, each made before its batch's update.
+    n_seen : int
+        Rows trained on: M unless a batch's cost was not finite, in which case training
+        stopped at that batch, before its update.
+    """
+    M = order.shape[0]
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(0, M, batch_size):
+        n = min(batch_size, M - start)
+        x = x_buf[:n]
+        y = y_buf[:n]
+        gather_rows(X, order, start, x)
+        gather_rows(Y, order, start, y)
+        batch_loss, correct = train_batch(
+            x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act_buf, delta_buf,
+            a_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+            state_1, state_2, step, l2, l2_per_sample, clip_eps)
+        if not np.isfinite(batch_loss):
+            return loss_sum + batch_loss, n_correct, start
+        loss_sum += batch_loss
+        n_correct += correct
+    return loss_sum, n_correct, M
+
+
+@jit
+def train_epoch_csr(data, indices, indptr, Y, order, batch_size, theta, grad, sizes, w_off,
+                    b_off, hidden_act, out_act, x_buf, y_buf, act_buf, delta_buf, a_off,
+                    optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+                    state_1, state_2, step, l2, l2_per_sample, clip_eps):
+    """:func:`train_epoch` for a CSR ``X`` (``data``, ``indices``, ``indptr``).
+
+    Only each batch's rows are made dense (into ``x_buf``); the whole matrix never is.
+    """
+    M = order.shape[0]
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(0, M, batch_size):
+        n = min(batch_size, M - start)
+        x = x_buf[:n]
+        y = y_buf[:n]
+        gather_rows_csr(data, indices, indptr, order, start, x)
+        gather_rows(Y, order, start, y)
+        batch_loss, correct = train_batch(
+            x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act_buf, delta_buf,
+            a_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+            state_1, state_2, step, l2, l2_per_sample, clip_eps)
+        if not np.isfinite(batch_loss):
+            return loss_sum + batch_loss, n_correct, start
+        loss_sum += batch_loss
+        n_correct += correct
+    return loss_sum, n_correct, M
+
+
+@jit
+def _chunk_loss_and_gradient(x, y, scale, theta, grad, chunk_grad, sizes, w_off, b_off,
+                             hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad):
+    """Add one chunk's cost (summed) and gradient (``scale`` times summed) to the totals."""
+    n = x.shape[0]
+    k = y.shape[1]
+    n_layers = sizes.shape[0] - 1
+    loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act,
+                                  out_act, y, clip_eps, True)
+    if with_grad:
+        a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
+        output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), scale)
+        backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act,
+                 chunk_grad)
+        for i in range(grad.shape[0]):
+            grad[i] += chunk_grad[i]
+    return loss_sum, n_correct
+
+
+@jit
+def _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample, with_grad):
+    """Mean cost plus the L2 term ``0.5 * coef * ||W||^2``; adds ``coef * W`` to ``grad``."""
+    T = theta.dtype.type
+    coef = T(l2 + l2_per_sample / N)
+    n_weights = b_off[0]
+    sum_sq = 0.0
+    if coef != 0:
+        if with_grad:
+            sum_sq = add_l2(theta, grad, n_weights, coef)
+        else:
+            for i in range(n_weights):
+                sum_sq += theta[i] * theta[i]
+    return loss_sum / N + 0.5 * coef * sum_sq
+
+
+@jit
+def loss_and_gradient(X, Y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, l2,
+                      l2_per_sample, clip_eps, with_grad, chunk):
+    """Mean cost of ``(X, Y)`` and, when ``with_grad``, its gradient into ``grad``.
+
+    Used for ``Model.loss``/``Model.gradients`` and as L-BFGS's objective. ``chunk`` rows are
+    processed at a time (bounding memory); their gradients add up. The L2 coefficient is
+    ``coef = l2 + l2_per_sample / N``: the cost includes ``0.5 * coef * ||W||^2`` and the
+    gradient ``coef * W``.
+
+    Parameters
+    ----------
+    X : (N, s_0) float array, C-contiguous
+    Y : (N, s_L) float array
+    theta : (P,) float array
+    grad : (P,) float array
+        Written (when ``with_grad``).
+    sizes, w_off, b_off, hidden_act, out_act, clip_eps
+        See :func:`fastmlp._kernels.forward.forward`.
+    l2, l2_per_sample : float
+    with_grad : bool
+    chunk : int
+
+    Returns
+    -------
+    loss : float
+    n_correct : int
+    """
+    N = X.shape[0]
+    n_layers = sizes.shape[0] - 1
+    a_off = np.zeros(n_layers, np.int64)
+    total = 0
+    for layer in range(n_layers):
+        a_off[layer] = total
+        total += chunk * sizes[layer + 1]
+    act_buf = np.empty(total, X.dtype)
+    delta_buf = np.empty(total, X.dtype)
+    chunk_grad = np.empty_like(grad)
+    grad[:] = 0
+    scale = theta.dtype.type(1.0 / N)
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(0, N, chunk):
+        stop = min(start + chunk, N)
+        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
+            X[start:stop], Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off,
+            hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
+        loss_sum += chunk_loss
+        n_correct += chunk_correct
+    loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
+                                     with_grad)
+    return loss, n_correct
+
+
+@jit
+def loss_and_gradient_csr(data, indices, indptr, n_features, Y, theta, grad, sizes, w_off,
+                          b_off, hidden_act, out_act, l2, l2_per_sample, clip_eps, with_grad,
+                          chunk):
+    """:func:`loss_and_gradient` for a CSR ``X``; only ``chunk`` rows are dense at a time."""
+    N = Y.shape[0]
+    n_layers = sizes.shape[0] - 1
+    a_off = np.zeros(n_layers, np.int64)
+    total = 0
+    for layer in range(n_layers):
+        a_off[layer] = total
+        total += chunk * sizes[layer + 1]
+    act_buf = np.empty(total, Y.dtype)
+    delta_buf = np.empty(total, Y.dtype)
+    x_buf = np.empty((chunk, n_features), Y.dtype)
+    order = np.arange(N)
+    chunk_grad = np.empty_like(grad)
+    grad[:] = 0
+    scale = theta.dtype.type(1.0 / N)
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(0, N, chunk):
+        stop = min(start + chunk, N)
+        x = x_buf[: stop - start]
+        gather_rows_csr(data, indices, indptr, order, start, x)
+        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
+            x, Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off,
+            hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
+        loss_sum += chunk_loss
+        n_correct += chunk_correct
+    loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
+                                     with_grad)
+    return loss, n_correct

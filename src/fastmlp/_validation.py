@@ -1,0 +1,125 @@
+"""Input checks shared by the faces: clear errors before any kernel sees the data."""
+
+import numbers
+
+import numpy as np
+
+
+def check_X(X, dtype, n_features=None, name="X"):
+    """Return ``X`` as a finite, non-empty, C-contiguous 2-D array of ``dtype``.
+
+    No copy is made when ``X`` already is one (a float32 C-contiguous array for a float32 model).
+
+    Raises
+    ------
+    TypeError
+        ``X`` is not numeric (strings, objects, complex).
+    ValueError
+        ``X`` is not 2-D, is empty, holds NaN or infinity, or has the wrong number of columns.
+    """
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        X = X.toarray()
+    arr = np.asarray(X)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(
+            f"{name} must be numeric (int or float), got an array of dtype {arr.dtype}; "
+            "convert it with np.asarray(X, dtype=float)"
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}; "
+            "use X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}; at least one sample and feature")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
+            "remove or impute those values"
+        )
+    return arr
+
+
+def check_targets(y, n_samples, n_classes, dtype, name="y"):
+    """Target rows ``Y`` (n, K) of ``dtype`` from integer labels or from rows summing to 1.
+
+    Raises
+    ------
+    TypeError
+        ``y`` is not numeric.
+    ValueError
+        Wrong length or shape, labels outside ``0..K-1`` or not integers, non-finite or negative
+        entries, or rows that do not sum to 1.
+    """
+    arr = np.asarray(y)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be integer labels or numeric target rows, "
+                        f"got dtype {arr.dtype}")
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
+                         f"{n_samples}; they must match")
+    if arr.ndim == 1:
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise ValueError(f"{name} as 1-D must hold integer class labels 0..{n_classes - 1}")
+        labels = arr.astype(np.int64)
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise ValueError(
+                f"{name} holds labels from {labels.min()} to {labels.max()}, but the model has "
+                f"{n_classes} outputs: labels must be in 0..{n_classes - 1}"
+            )
+        Y = np.zeros((n_samples, n_classes), dtype=dtype)
+        Y[np.arange(n_samples), labels] = 1
+        return Y
+    if arr.ndim != 2 or arr.shape[1] != n_classes:
+        raise ValueError(
+            f"{name} must be 1-D labels or 2-D target rows of shape ({n_samples}, {n_classes}); "
+            f"got shape {arr.shape}"
+        )
+    Y = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(Y).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if (Y < 0).any():
+        raise ValueError(f"{name} has negative entries: target rows must be probabilities")
+    sums = Y.sum(axis=1, dtype=np.float64)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
+        i = int(np.argmax(np.abs(sums - 1)))
+        raise ValueError(f"{name}'s rows must each sum to 1 (one-hot or soft targets); "
+                         f"row {i} sums to {sums[i]:.6g}")
+    return Y
+
+
+def check_positive_int(value, name, minimum=1):
+    """``value`` as an int >= ``minimum``, or a ValueError/TypeError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, *, low=None, high=None, low_inclusive=True, high_inclusive=True):
+    """``value`` as a finite float within the given bounds, or a ValueError/TypeError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    ok = np.isfinite(v)
+    if ok and low is not None:
+        ok = v >= low if low_inclusive else v > low
+    if ok and high is not None:
+        ok = v <= high if high_inclusive else v < high
+    if not ok:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'[' if low_inclusive else '('}{lo}, {hi}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return v

@@ -1,0 +1,432 @@
+"""``fastmlp.Model``: the textbook network as a thin wrapper over the compiled engine."""
+
+import json
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastmlp import _config
+from fastmlp._engine import Network, Trainer, hidden_code
+from fastmlp._kernels.activations import SOFTMAX
+from fastmlp._params import bias_views, glorot_uniform, weight_views
+from fastmlp._validation import check_float, check_positive_int, check_targets, check_X
+
+#: Version of the ``.npz`` model file written by :meth:`Model.save`.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "fastmlp.Model"
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite cost or weights; the model keeps its last finite weights."""
+
+
+@dataclass
+class History:
+    """What :meth:`Model.fit` recorded, one entry per completed epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training cost of the epoch (cross-entropy plus the L2 term), each batch's cost
+        taken before its update.
+    accuracy : list of float
+        Training accuracy over the epoch, each batch's predictions made before its update.
+    val_loss, val_accuracy : list of float
+        Cost (no L2 term) and accuracy on ``validation_data`` after the epoch; empty without it.
+    seconds : list of float
+        Wall-clock seconds of each epoch's training (validation excluded).
+    """
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+    @property
+    def epochs(self):
+        """Number of completed epochs."""
+        return len(self.loss)
+
+
+class Model:
+    """A fully-connected classifier: hidden layers, softmax output, cross-entropy cost.
+
+    Trained by mini-batch gradient descent with the four equations of backpropagation; each
+    epoch runs as one compiled (Numba) call.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_inputs, hidden_1, ..., n_classes]``; at least two entries, every one >= 1 and the
+        last >= 2.
+    hidden_activation : {"sigmoid", "tanh", "relu", "identity"}
+        Activation of the hidden layers (``"logistic"`` is the same as ``"sigmoid"``).
+    dtype : {"float32", "float64"}
+        Dtype of the parameters and of every computation.
+    seed : int or None
+        Seeds the initial weights and the shuffling in :meth:`fit`.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``weights[l]`` has shape ``(layer_sizes[l], layer_sizes[l+1])``; live views: writing
+        into them changes the model.
+    biases : list of ndarray
+        ``biases[l]`` has shape ``(layer_sizes[l+1],)``; live views.
+    history : History or None
+        The record of the last (or running) :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import Model
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((200, 4), dtype=np.float32)
+    >>> y = (X[:, 0] > 0.5).astype(int)
+    >>> model = Model([4, 8, 2], seed=0)
+    >>> history = model.fit(X, y, epochs=5, batch_size=16, learning_rate=1.0, progress=False)
+    >>> history.epochs
+    5
+    >>> model.predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(self, layer_sizes, *, hidden_activation="sigmoid", dtype="float32", seed=None):
+        sizes = _check_layer_sizes(layer_sizes)
+        self._network = Network(sizes, hidden_code(hidden_activation), SOFTMAX,
+                                _config.as_dtype(dtype))
+        self.hidden_activation = hidden_activation
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._theta = glorot_uniform(sizes, hidden_activation, self._rng, self._network.dtype)
+        self.history = None
+
+    # -- the architecture and the parameters ---------------------------------------------------
+    @property
+    def layer_sizes(self):
+        """``(n_inputs, hidden..., n_classes)``."""
+        return self._network.layer_sizes
+
+    @property
+    def dtype(self):
+        """The numpy dtype of the parameters and computations."""
+        return self._network.dtype
+
+    @property
+    def weights(self):
+        """Weight matrices, ``(fan_in, fan_out)`` each, as live views into the parameters."""
+        return weight_views(self._theta, self.layer_sizes)
+
+    @property
+    def biases(self):
+        """Bias vectors, ``(fan_out,)`` each, as live views into the parameters."""
+        return bias_views(self._theta, self.layer_sizes)
+
+    def __repr__(self):
+        return (f"Model({list(self.layer_sizes)}, hidden_activation={self.hidden_activation!r}, "
+                f"dtype={self.dtype.name!r}, seed={self.seed!r})")
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, X, y, *, epochs, batch_size, learning_rate, momentum=0.0, l2=0.0,
+            optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+            validation_data=None, shuffle=True, progress=None, callbacks=()):
+        """Train by mini-batch gradient descent; returns the :class:`History`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Integer labels ``0..K-1``, or target rows (one-hot or soft) each summing to 1.
+        epochs : int
+            Passes over the data (>= 1).
+        batch_size : int
+            Rows per mini-batch (>= 1); the last batch of an epoch may be shorter.
+        learning_rate : float
+            Step size ``eta`` (> 0).
+        momentum : float
+            SGD momentum in ``[0, 1)``; 0 is plain SGD.
+        l2 : float
+            L2 penalty: the cost gains ``0.5 * l2 * sum ||W||^2`` (biases are not penalised).
+        optimizer : {"sgd", "adam"}
+        nesterov : bool
+            Nesterov's momentum instead of the classical one (SGD only).
+        beta_1, beta_2, epsilon : float
+            Adam's settings.
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch into ``history.val_loss`` and ``val_accuracy``.
+        shuffle : bool
+            Draw a new sample order every epoch (from the model's seeded generator).
+        progress : bool or None
+            Show a progress bar (tqdm); ``None`` shows it only when stderr is a terminal.
+        callbacks : sequence
+            Objects with ``on_epoch_end(epoch, logs)``; a ``True`` return stops training.
+            ``logs`` holds the epoch's ``loss``, ``accuracy``, ``seconds`` and, with
+            validation data, ``val_loss`` and ``val_accuracy``.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad data or settings; nothing about the model changes.
+        DivergenceError
+            The cost or the weights stopped being finite; the weights are restored to the end
+            of the last finite epoch and ``model.history`` holds the epochs before it.
+        KeyboardInterrupt
+            Re-raised after the running epoch ends; the weights are those of the last full
+            epoch and ``model.history`` holds the epochs so far.
+        """
+        net = self._network
+        X = check_X(X, net.dtype, net.layer_sizes[0])
+        Y = check_targets(y, X.shape[0], net.layer_sizes[-1], net.dtype)
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = min(check_positive_int(batch_size, "batch_size"), X.shape[0])
+        learning_rate = check_float(learning_rate, "learning_rate", low=0, low_inclusive=False)
+        momentum = check_float(momentum, "momentum", low=0, high=1, high_inclusive=False)
+        l2 = check_float(l2, "l2", low=0)
+        beta_1 = check_float(beta_1, "beta_1", low=0, high=1, high_inclusive=False)
+        beta_2 = check_float(beta_2, "beta_2", low=0, high=1, high_inclusive=False)
+        epsilon = check_float(epsilon, "epsilon", low=0, low_inclusive=False)
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        if validation_data is not None:
+            try:
+                X_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
+            X_val = check_X(X_val, net.dtype, net.layer_sizes[0], name="validation X")
+            Y_val = check_targets(y_val, X_val.shape[0], net.layer_sizes[-1], net.dtype,
+                                  name="validation y")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(getattr(cb, "on_epoch_end", None)):
+                raise TypeError(f"callback {cb!r} has no on_epoch_end(epoch, logs) method")
+
+        trainer = Trainer(net, batch_size, optimizer, learning_rate=learning_rate,
+                          momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
+                          epsilon=epsilon, l2=l2)
+        history = self.history = History()
+        theta = self._theta
+        last_good = theta.copy()  # the weights at the end of the last recorded epoch
+        n = X.shape[0]
+        bar = _progress_bar(epochs, progress)
+        try:
+            for epoch in range(1, epochs + 1):
+                order = self._rng.permutation(n) if shuffle else np.arange(n)
+                start = time.perf_counter()
+                loss_sum, n_correct, n_seen = trainer.epoch(theta, X, Y, order)
+                seconds = time.perf_counter() - start
+                loss = loss_sum / n
+                if n_seen < n or not np.isfinite(loss) or not np.isfinite(theta).all():
+                    theta[:] = last_good
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the cost became {loss} (not "
+                        f"finite); the weights are restored to the end of epoch {epoch - 1}. "
+                        f"Lower the learning rate (now {learning_rate})."
+                    )
+                logs = {"loss": loss, "accuracy": n_correct / n, "seconds": seconds}
+                if validation_data is not None:
+                    logs["val_loss"], n_val_correct, _ = net.loss_and_gradient(
+                        theta, X_val, Y_val, with_grad=False)
+                    logs["val_accuracy"] = n_val_correct / X_val.shape[0]
+                for key, value in logs.items():
+                    getattr(history, key).append(value)
+                last_good[:] = theta
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+                    bar.update(1)
+                stop = False
+                for cb in callbacks:
+                    stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            # The compiled epoch cannot be interrupted; the signal surfaces after it. Keep the
+            # weights of the last recorded epoch so weights and history agree.
+            theta[:] = last_good
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return history
+
+    # -- inference -----------------------------------------------------------------------------
+    def predict_proba(self, X):
+        """Class probabilities, shape ``(n_samples, n_classes)``, in the model's dtype."""
+        X = check_X(X, self.dtype, self.layer_sizes[0])
+        return self._network.predict_proba(self._theta, X)
+
+    def predict(self, X):
+        """Predicted class labels ``0..K-1`` (the most probable class), shape ``(n_samples,)``."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def loss(self, X, y):
+        """Mean cross-entropy ``C = -(1/n) sum_x sum_i y_i ln a_i^L`` over ``(X, y)``."""
+        X, Y = self._check_data(X, y)
+        return self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
+
+    def evaluate(self, X, y):
+        """``{"loss": mean cross-entropy, "accuracy": fraction of argmax matches}``."""
+        X, Y = self._check_data(X, y)
+        loss, n_correct, _ = self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)
+        return {"loss": loss, "accuracy": n_correct / X.shape[0]}
+
+    def gradients(self, X, y):
+        """Gradient of the mean cross-entropy over ``(X, y)`` (no regularisation).
+
+        Returns
+        -------
+        grad_weights : list of ndarray
+            Shapes as :attr:`weights`.
+        grad_biases : list of ndarray
+            Shapes as :attr:`biases`.
+        """
+        X, Y = self._check_data(X, y)
+        grad = self._network.loss_and_gradient(self._theta, X, Y)[2]
+        return weight_views(grad, self.layer_sizes), bias_views(grad, self.layer_sizes)
+
+    def _check_data(self, X, y):
+        X = check_X(X, self.dtype, self.layer_sizes[0])
+        return X, check_targets(y, X.shape[0], self.layer_sizes[-1], self.dtype)
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path):
+        """Write the model to ``path`` as one ``.npz`` file, atomically.
+
+        The file holds ``weights_<l>`` and ``biases_<l>`` arrays and a JSON ``header`` (format
+        version, layer sizes, activation, dtype). It is written to a temporary file beside
+        ``path`` and renamed over it, so a crash leaves any old file intact.
+        """
+        path = os.fspath(path)
+        header = {
+            "format": _FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "layer_sizes": list(self.layer_sizes),
+            "hidden_activation": self.hidden_activation,
+            "output_activation": "softmax",
+            "dtype": self.dtype.name,
+            "classes": list(range(self.layer_sizes[-1])),
+        }
+        arrays = {"header": np.array(json.dumps(header))}
+        for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            arrays[f"weights_{i}"] = W
+            arrays[f"biases_{i}"] = b
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            Not a fastmlp model file: not an ``.npz``, holds pickled objects, a missing or
+            malformed header, an unknown version, or an array of the wrong shape or dtype.
+        """
+        path = os.fspath(path)
+        what = f"{path!r} is not a fastmlp model file"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files"):
+                    raise ValueError(f"{what}: it holds a single array, not an .npz archive")
+                arrays = {name: data[name] for name in data.files}
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ValueError(f"{what}: it contains pickled objects, which are never "
+                                 "loaded (they could run code)") from None
+            raise ValueError(f"{what}: {exc}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
+        header = _read_header(arrays, what)
+        sizes = header["layer_sizes"]
+        model = cls(sizes, hidden_activation=header["hidden_activation"], dtype=header["dtype"])
+        for i, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+            for name, view in ((f"weights_{i}", W), (f"biases_{i}", b)):
+                arr = arrays.get(name)
+                if arr is None or arr.shape != view.shape or arr.dtype != view.dtype:
+                    got = "missing" if arr is None else f"{arr.dtype}{list(arr.shape)}"
+                    raise ValueError(f"{what}: array {name} should be "
+                                     f"{view.dtype}{list(view.shape)}, got {got}")
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"{what}: array {name} holds NaN or infinity")
+                view[...] = arr
+        expected = {"header"} | {f"{k}_{i}" for k in ("weights", "biases")
+                                 for i in range(len(sizes) - 1)}
+        if set(arrays) != expected:
+            raise ValueError(f"{what}: unexpected arrays {sorted(set(arrays) - expected)}")
+        return model
+
+
+def _read_header(arrays, what):
+    raw = arrays.get("header")
+    if raw is None or raw.shape != () or raw.dtype.kind != "U":
+        raise ValueError(f"{what}: no header")
+    try:
+        header = json.loads(str(raw))
+    except json.JSONDecodeError:
+        raise ValueError(f"{what}: the header is not valid JSON") from None
+    if not isinstance(header, dict) or header.get("format") != _FORMAT_NAME:
+        raise ValueError(f"{what}: the header does not name the format {_FORMAT_NAME!r}")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{what}: format version {header.get('version')!r}; this fastmlp "
+                         f"reads version {FORMAT_VERSION}")
+    for key, kind in (("layer_sizes", list), ("hidden_activation", str), ("dtype", str)):
+        if not isinstance(header.get(key), kind):
+            raise ValueError(f"{what}: header field {key!r} is missing or malformed")
+    try:
+        _check_layer_sizes(header["layer_sizes"])
+        hidden_code(header["hidden_activation"])
+        _config.as_dtype(header["dtype"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    return header
+
+
+def _check_layer_sizes(layer_sizes):
+    try:
+        sizes = list(layer_sizes)
+    except TypeError:
+        raise TypeError(f"layer_sizes must be a sequence of ints, got {layer_sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs at least an input and an output size, got {sizes}")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"layer_sizes must hold ints, got {s!r} in {sizes}")
+        if s < 1:
+            raise ValueError(f"every layer size must be >= 1, got {sizes}")
+    if sizes[-1] < 2:
+        raise ValueError(f"the output layer needs >= 2 classes for softmax, got {sizes[-1]}")
+    return [int(s) for s in sizes]
+
+
+def _progress_bar(total, progress):
+    if progress is None:
+        progress = sys.stderr is not None and sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="epoch", desc="fit")
