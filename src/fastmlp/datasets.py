@@ -1,0 +1,521 @@
+"""Dataset loaders: IDX files (MNIST, Fashion-MNIST), scikit-learn digits and ``.npz`` files.
+
+All loaders return ``(X_train, y_train, X_test, y_test)`` with ``X`` a C-contiguous
+``float32`` array of shape ``(n_samples, n_features)``.  The IDX reader :func:`load_idx`
+and writer :func:`write_idx` are self-contained (standard library and NumPy only) and
+validate their input strictly: a malformed, truncated or corrupt file raises
+:class:`ValueError` with a message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+
+import numpy as np
+
+__all__ = [
+    "load_idx",
+    "write_idx",
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_digits",
+    "load_npz",
+]
+
+#: IDX type code -> big-endian NumPy dtype.
+_IDX_CODE_TO_DTYPE = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+#: Native NumPy dtype -> IDX type code (used by the writer).
+_DTYPE_TO_IDX_CODE = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
+
+#: Largest data payload (in bytes) an IDX header may declare; larger headers are rejected
+#: before anything is allocated.
+_MAX_IDX_BYTES = 2**34
+#: Chunk size used when decompressing gzip files (bounds memory to what is really there).
+_CHUNK = 16 * 2**20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_FASHION_MNIST_ENV = "FASHION_MNIST_DIR"
+_FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+# --------------------------------------------------------------------------------------
+# IDX reader / writer
+# --------------------------------------------------------------------------------------
+def _read_exact(f, n):
+    """Read up to ``n`` bytes from ``f`` in bounded chunks; fewer means end of file."""
+    if n <= _CHUNK:
+        return f.read(n)
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(min(_CHUNK, n - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf) if len(buf) < n else buf
+
+
+def _parse_idx(f, name, remaining_raw):
+    """Parse an IDX stream from the binary file object ``f``.
+
+    ``remaining_raw`` is a callable giving the number of bytes left in ``f`` (raw files),
+    or ``None`` for a stream whose length is unknown (gzip).
+    """
+    head = f.read(4)
+    if len(head) < 4:
+        raise ValueError(
+            f"{name}: not a valid IDX file: file is only {len(head)} bytes long, "
+            "too short for the 4-byte magic number"
+        )
+    if head[0] != 0 or head[1] != 0:
+        raise ValueError(
+            f"{name}: wrong IDX magic number 0x{head.hex()}: "
+            f"the first two bytes must be zero, found 0x{head[:2].hex()}"
+        )
+    code, ndim = head[2], head[3]
+    if code not in _IDX_CODE_TO_DTYPE:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_CODE_TO_DTYPE)
+        raise ValueError(
+            f"{name}: wrong IDX magic number 0x{head.hex()}: unknown data type code "
+            f"0x{code:02X} (expected one of {known})"
+        )
+    if ndim == 0:
+        raise ValueError(
+            f"{name}: wrong IDX magic number 0x{head.hex()}: header declares 0 dimensions"
+        )
+    raw_dims = f.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise ValueError(
+            f"{name}: truncated IDX header: {ndim} dimensions declare {4 * ndim} bytes of "
+            f"sizes, found only {len(raw_dims)}"
+        )
+    shape = struct.unpack(f">{ndim}I", raw_dims)
+    be_dtype = _IDX_CODE_TO_DTYPE[code]
+    count = 1
+    for d in shape:
+        count *= d  # Python int: no overflow
+    expected = count * be_dtype.itemsize
+    if expected > _MAX_IDX_BYTES:
+        raise ValueError(
+            f"{name}: implausible IDX header: shape {shape} of {be_dtype.name} declares "
+            f"{expected} data bytes, more than the limit of {_MAX_IDX_BYTES} bytes"
+        )
+
+    if remaining_raw is not None:
+        # Raw file: the size is known, so check before reading anything.
+        found = remaining_raw()
+        if found < expected:
+            raise ValueError(
+                f"{name}: truncated IDX file: header (shape {shape}, {be_dtype.name}) "
+                f"declares {expected} data bytes, found only {found}"
+            )
+        if found > expected:
+            raise ValueError(
+                f"{name}: {found - expected} unexpected trailing bytes after the "
+                f"{expected} data bytes declared by the IDX header (shape {shape})"
+            )
+        arr = np.empty(count, dtype=be_dtype)
+        n_read = f.readinto(arr.view(np.uint8)) if expected else 0
+        if n_read != expected:  # the file changed under us
+            raise ValueError(
+                f"{name}: truncated IDX file: expected {expected} data bytes, found {n_read}"
+            )
+    else:
+        data = _read_exact(f, expected)
+        if len(data) < expected:
+            raise ValueError(
+                f"{name}: truncated IDX file: header (shape {shape}, {be_dtype.name}) "
+                f"declares {expected} data bytes, found only {len(data)} "
+                "(after decompression)"
+            )
+        extra = f.read(_CHUNK)  # also reaches EOF, which verifies the gzip CRC
+        if extra:
+            more = "at least " if len(extra) == _CHUNK else ""
+            raise ValueError(
+                f"{name}: {more}{len(extra)} unexpected trailing bytes after the "
+                f"{expected} data bytes declared by the IDX header (shape {shape})"
+            )
+
+        arr = np.frombuffer(data, dtype=be_dtype, count=count)
+        if not arr.flags.writeable:
+            arr = arr.copy()
+    if be_dtype.itemsize > 1 and not be_dtype.isnative:
+        arr = arr.byteswap(inplace=True).view(be_dtype.newbyteorder("="))
+    else:
+        arr = arr.view(be_dtype.newbyteorder("="))
+    return arr.reshape(shape)
+
+
+def load_idx(path):
+    """Read an IDX file (the format of MNIST and Fashion-MNIST).
+
+    The file may be raw or gzip-compressed; compression is detected from the gzip magic
+    bytes ``1f 8b``, not from the file name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Path of the IDX file.
+
+    Returns
+    -------
+    numpy.ndarray
+        Native-endian array with the shape given in the header and the dtype given by
+        the type code: ``0x08`` uint8, ``0x09`` int8, ``0x0B`` int16, ``0x0C`` int32,
+        ``0x0D`` float32, ``0x0E`` float64.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a valid IDX file: wrong magic number (first two bytes not
+        zero, unknown type code or zero dimensions), truncated header or data, trailing
+        bytes after the data, a header declaring more than 2**34 data bytes, or a corrupt
+        gzip stream.  The message names the file and the problem.
+
+    Notes
+    -----
+    The layout is: two zero bytes, a type-code byte, a byte with the number of
+    dimensions ``d``, ``d`` big-endian uint32 sizes, then the data in big-endian C order.
+    """
+    name = os.fspath(path)
+    with open(name, "rb") as f:
+        is_gzip = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        if not is_gzip:
+            size = os.fstat(f.fileno()).st_size
+            return _parse_idx(f, repr(name), lambda: size - f.tell())
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                return _parse_idx(gz, repr(name), None)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ValueError(
+                f"{name!r}: corrupt or truncated gzip stream ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+def write_idx(path, array):
+    """Write an array to an IDX file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; the file is gzip-compressed if the name ends with ``.gz``.
+    array : array_like
+        Array with 1 to 255 dimensions, each smaller than 2**32, of dtype uint8, int8,
+        int16, int32, float32 or float64 (any byte order).
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not one of the supported ones.
+    ValueError
+        If the number of dimensions or a dimension size cannot be represented.
+
+    See Also
+    --------
+    load_idx : The matching reader.
+    """
+    arr = np.asarray(array)
+    code = _DTYPE_TO_IDX_CODE.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        supported = ", ".join(str(d) for d in _DTYPE_TO_IDX_CODE)
+        raise TypeError(f"cannot write dtype {arr.dtype} to IDX; supported: {supported}")
+    if not 1 <= arr.ndim <= 255:
+        raise ValueError(f"IDX arrays need 1 to 255 dimensions, got {arr.ndim}")
+    if any(d >= 2**32 for d in arr.shape):
+        raise ValueError(f"IDX dimension sizes must be < 2**32, got shape {arr.shape}")
+    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    payload = np.ascontiguousarray(arr, dtype=_IDX_CODE_TO_DTYPE[code]).tobytes()
+    name = os.fspath(path)
+    if str(name).endswith(".gz"):
+        with gzip.GzipFile(name, mode="wb", mtime=0) as f:
+            f.write(header)
+            f.write(payload)
+    else:
+        with open(name, "wb") as f:
+            f.write(header)
+            f.write(payload)
+
+
+# --------------------------------------------------------------------------------------
+# MNIST-format directories
+# --------------------------------------------------------------------------------------
+def _find_mnist_files(directory):
+    """Return the four file paths in ``directory`` (raw preferred over ``.gz``) or None."""
+    found = []
+    for base in _MNIST_FILES:
+        for candidate in (base, base + ".gz"):
+            p = os.path.join(directory, candidate)
+            if os.path.isfile(p):
+                found.append(p)
+                break
+        else:
+            return None
+    return found
+
+
+def _missing_mnist_message(directory):
+    missing = [
+        f"{b}[.gz]"
+        for b in _MNIST_FILES
+        if not any(os.path.isfile(os.path.join(directory, b + s)) for s in ("", ".gz"))
+    ]
+    if not os.path.isdir(directory):
+        where = f"directory {directory!r} does not exist"
+    else:
+        where = f"directory {directory!r} lacks {', '.join(missing)}"
+    expected = ", ".join(f"{b}[.gz]" for b in _MNIST_FILES)
+    return f"{where}; an MNIST-format folder must contain the four IDX files {expected}"
+
+
+def _images_labels(img_path, lbl_path):
+    images = load_idx(img_path)
+    labels = load_idx(lbl_path)
+    if images.ndim != 3:
+        raise ValueError(
+            f"{img_path!r}: expected a 3-D image array (n, rows, cols), got shape {images.shape}"
+        )
+    if images.dtype != np.uint8:
+        raise ValueError(f"{img_path!r}: expected uint8 images, got {images.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"{lbl_path!r}: expected a 1-D label array, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{lbl_path!r}: expected integer labels, got {labels.dtype}")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"image/label count mismatch: {img_path!r} has {images.shape[0]} images but "
+            f"{lbl_path!r} has {labels.shape[0]} labels"
+        )
+    X = images.reshape(images.shape[0], -1).astype(np.float32)
+    X /= np.float32(255.0)
+    return X, labels.astype(np.int64)
+
+
+def load_mnist(path):
+    """Load an MNIST-format dataset from a directory of IDX files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Directory containing ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally
+        gzip-compressed with a ``.gz`` suffix (the uncompressed file wins if both exist).
+
+    Returns
+    -------
+    X_train : numpy.ndarray of shape (n_train, rows * cols), float32
+        Training images flattened and scaled to [0, 1] (divided by 255).
+    y_train : numpy.ndarray of shape (n_train,), int64
+        Training labels.
+    X_test : numpy.ndarray of shape (n_test, rows * cols), float32
+        Test images, scaled like ``X_train``.
+    y_test : numpy.ndarray of shape (n_test,), int64
+        Test labels.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or one of the four files is missing; the message lists the
+        expected file names and the directory.
+    ValueError
+        If a file is not valid IDX (see :func:`load_idx`), if images are not 3-D uint8 or
+        labels not 1-D integers, if image and label counts differ, or if training and
+        test images have different sizes.
+    """
+    directory = os.fspath(path)
+    files = _find_mnist_files(directory)
+    if files is None:
+        raise FileNotFoundError(_missing_mnist_message(directory))
+    X_train, y_train = _images_labels(files[0], files[1])
+    X_test, y_test = _images_labels(files[2], files[3])
+    if X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(
+            f"{directory!r}: training images have {X_train.shape[1]} pixels but test "
+            f"images have {X_test.shape[1]}"
+        )
+    return X_train, y_train, X_test, y_test
+
+
+def load_fashion_mnist(path=None):
+    """Load Fashion-MNIST (60 000 training and 10 000 test 28x28 images, 10 classes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        Directory with the four IDX files (see :func:`load_mnist`).  When ``None``, the
+        directory named by the environment variable ``FASHION_MNIST_DIR`` is tried, then
+        ``/usr/share/datasets/fashion-mnist`` (where Debian's ``dataset-fashion-mnist``
+        package installs them).
+
+    Returns
+    -------
+    X_train : numpy.ndarray of shape (60000, 784), float32
+        Training images scaled to [0, 1].
+    y_train : numpy.ndarray of shape (60000,), int64
+        Training labels 0-9.
+    X_test : numpy.ndarray of shape (10000, 784), float32
+        Test images scaled to [0, 1].
+    y_test : numpy.ndarray of shape (10000,), int64
+        Test labels 0-9.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no candidate directory contains the four files; the message explains how to
+        install them (``apt-get install dataset-fashion-mnist``) or point to them.
+    ValueError
+        If the files are malformed (see :func:`load_mnist`).
+    """
+    if path is not None:
+        candidates = [os.fspath(path)]
+    else:
+        candidates = []
+        env = os.environ.get(_FASHION_MNIST_ENV)
+        if env:
+            candidates.append(env)
+        candidates.append(_FASHION_MNIST_DEFAULT_DIR)
+    for directory in candidates:
+        if _find_mnist_files(directory) is not None:
+            return load_mnist(directory)
+    details = "; ".join(_missing_mnist_message(d) for d in candidates)
+    raise FileNotFoundError(
+        f"Fashion-MNIST not found ({details}). Install it with "
+        "`apt-get install dataset-fashion-mnist` (Debian), or set the environment "
+        f"variable {_FASHION_MNIST_ENV} (or pass path=) to a folder containing the four "
+        "IDX files."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Other sources
+# --------------------------------------------------------------------------------------
+def load_digits(*, test_size=0.25, seed=0):
+    """Load scikit-learn's 8x8 digits dataset (1797 samples, 10 classes), split.
+
+    Parameters
+    ----------
+    test_size : float or int, default=0.25
+        Passed to :func:`sklearn.model_selection.train_test_split`.
+    seed : int, default=0
+        ``random_state`` of the split.
+
+    Returns
+    -------
+    X_train : numpy.ndarray of shape (n_train, 64), float32
+        Training images scaled to [0, 1] (divided by 16).
+    y_train : numpy.ndarray of shape (n_train,), int64
+        Training labels.
+    X_test : numpy.ndarray of shape (n_test, 64), float32
+        Test images scaled to [0, 1].
+    y_test : numpy.ndarray of shape (n_test,), int64
+        Test labels.
+
+    Notes
+    -----
+    The split is stratified on the labels.
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = _sk_load_digits()
+    X = (np.asarray(data.data, dtype=np.float64) / 16.0).astype(np.float32)
+    y = np.asarray(data.target, dtype=np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    return (
+        np.ascontiguousarray(X_train),
+        np.ascontiguousarray(y_train),
+        np.ascontiguousarray(X_test),
+        np.ascontiguousarray(y_test),
+    )
+
+
+def load_npz(path):
+    """Load a user's own train/test split from an ``.npz`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npz`` file (as written by :func:`numpy.savez`) with the arrays ``X_train``,
+        ``y_train``, ``X_test`` and ``y_test``.  It is opened with
+        ``allow_pickle=False``.
+
+    Returns
+    -------
+    X_train : numpy.ndarray of shape (n_train, n_features), float32
+        Training features.
+    y_train : numpy.ndarray of shape (n_train,)
+        Training labels (integer labels are returned as int64, others unchanged).
+    X_test : numpy.ndarray of shape (n_test, n_features), float32
+        Test features.
+    y_test : numpy.ndarray of shape (n_test,)
+        Test labels.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If keys are missing (the message names them), if an ``X`` array is not 2-D or not
+        numeric, if train and test have different numbers of features, if a ``y`` array
+        is not 1-D or its length differs from its ``X``, or if the file holds pickled
+        objects.
+    """
+    name = os.fspath(path)
+    keys = ("X_train", "y_train", "X_test", "y_test")
+    with np.load(name, allow_pickle=False) as npz:
+        if not hasattr(npz, "files"):
+            raise ValueError(f"{name!r}: expected an .npz archive, got a single array")
+        missing = [k for k in keys if k not in npz.files]
+        if missing:
+            raise ValueError(
+                f"{name!r}: missing array(s) {', '.join(missing)}; the file must contain "
+                f"{', '.join(keys)} (found: {', '.join(npz.files) or 'none'})"
+            )
+        arrays = {k: npz[k] for k in keys}
+    out = []
+    for split in ("train", "test"):
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X.ndim != 2:
+            raise ValueError(f"{name!r}: X_{split} must be 2-D, got shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"{name!r}: X_{split} must be numeric, got dtype {X.dtype}")
+        if y.ndim != 1:
+            raise ValueError(f"{name!r}: y_{split} must be 1-D, got shape {y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"{name!r}: X_{split} has {X.shape[0]} rows but y_{split} has {y.shape[0]} labels"
+            )
+        if y.dtype.kind in "iu":
+            y = y.astype(np.int64)
+        out += [np.ascontiguousarray(X, dtype=np.float32), y]
+    if out[0].shape[1] != out[2].shape[1]:
+        raise ValueError(
+            f"{name!r}: X_train has {out[0].shape[1]} features but X_test has {out[2].shape[1]}"
+        )
+    return tuple(out)
