@@ -347,10 +347,13 @@ class Model:
         path = os.fspath(path)
         what = f"{path!r} is not a fastmlp model file"
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
+            with open(path, "rb") as f:
+                data = np.load(f, allow_pickle=False)
                 if not hasattr(data, "files"):
                     raise ValueError(f"{what}: it holds a single array, not an .npz archive")
-                arrays = {name: data[name] for name in data.files}
+                with data:
+                    arrays = {name: data[name] for name in data.files}
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except ValueError as exc:
