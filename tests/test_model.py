@@ -333,3 +333,18 @@ def test_keyboard_interrupt_keeps_last_full_epoch(digits):
                   callbacks=[Interrupt()], progress=False)
     assert model.history.epochs == 2
     assert np.array_equal(_params(model), snapshots[-1])
+
+
+def test_progress_segments_train_exactly_the_same_batches(digits, monkeypatch):
+    # With a progress bar an epoch runs as several compiled calls; the weights must not change.
+    import fastmlp.model
+
+    X_train, y_train, _, _ = digits
+    plain = Model([64, 16, 10], seed=0)
+    plain.fit(X_train, y_train, epochs=2, batch_size=7, learning_rate=0.5, progress=False)
+    monkeypatch.setattr(fastmlp.model, "_SEGMENT_SECONDS", 1e-6)  # one batch per call
+    segmented = Model([64, 16, 10], seed=0)
+    history = segmented.fit(X_train, y_train, epochs=2, batch_size=7, learning_rate=0.5,
+                            progress=True)
+    assert np.array_equal(plain._theta, segmented._theta)
+    np.testing.assert_allclose(history.loss, plain.history.loss, rtol=1e-12)

@@ -217,12 +217,17 @@ class Model:
         theta = self._theta
         last_good = theta.copy()  # the weights at the end of the last recorded epoch
         n = X.shape[0]
-        bar = _progress_bar(epochs, progress)
+        bar = _progress_bar(epochs * n, progress)
         try:
             for epoch in range(1, epochs + 1):
                 order = self._rng.permutation(n) if shuffle else np.arange(n)
                 start = time.perf_counter()
-                loss_sum, n_correct, n_seen = trainer.epoch(theta, X, Y, order)
+                if bar is None:
+                    loss_sum, n_correct, n_seen = trainer.epoch(theta, X, Y, order)
+                else:
+                    bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+                    loss_sum, n_correct, n_seen = _epoch_in_segments(trainer, theta, X, Y,
+                                                                     order, bar)
                 seconds = time.perf_counter() - start
                 loss = loss_sum / n
                 if n_seen < n or not np.isfinite(loss) or not np.isfinite(theta).all():
@@ -241,8 +246,7 @@ class Model:
                     getattr(history, key).append(value)
                 last_good[:] = theta
                 if bar is not None:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "seconds"})
                 stop = False
                 for cb in callbacks:
                     stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
@@ -425,11 +429,42 @@ def _check_layer_sizes(layer_sizes):
     return [int(s) for s in sizes]
 
 
-def _progress_bar(total, progress):
+def _progress_bar(total_samples, progress):
     if progress is None:
         progress = sys.stderr is not None and sys.stderr.isatty()
     if not progress:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="epoch", desc="fit")
+    return tqdm(total=total_samples, unit="sample", unit_scale=True, desc="fit",
+                mininterval=0.2)
+
+
+#: Target seconds per compiled call when a progress bar is shown.
+_SEGMENT_SECONDS = 0.25
+
+
+def _epoch_in_segments(trainer, theta, X, Y, order, bar):
+    """Train one epoch as several compiled calls, so the progress bar moves during it.
+
+    Each call trains whole consecutive batches of ``order``, sized from the measured speed to
+    last about ``_SEGMENT_SECONDS``: the batches, their order and so the weights are exactly
+    those of a single call; only the summed cost may differ in its last bits.
+    """
+    n = len(order)
+    batch = trainer.batch_size
+    rows = batch * max(1, 2048 // batch)  # a first guess, corrected by the measured speed
+    loss_sum, n_correct, pos = 0.0, 0, 0
+    while pos < n:
+        stop = min(n, pos + rows)
+        start = time.perf_counter()
+        seg_loss, seg_correct, seen = trainer.epoch(theta, X, Y, order[pos:stop])
+        seconds = max(time.perf_counter() - start, 1e-6)
+        loss_sum += seg_loss
+        n_correct += seg_correct
+        if seen < stop - pos:
+            return loss_sum, n_correct, pos + seen
+        bar.update(stop - pos)
+        rows = batch * max(1, int((stop - pos) / seconds * _SEGMENT_SECONDS) // batch)
+        pos = stop
+    return loss_sum, n_correct, n
