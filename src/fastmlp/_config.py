@@ -25,6 +25,21 @@ FASTMATH = (
     else False
 )
 
+#: Matrix products of at least this many multiply-adds (m * k * n) go to BLAS; smaller ones run
+#: as compiled loops, which skip BLAS's fixed cost per call. Measured by
+#: ``benchmarks/bench_kernels.py``; override with ``FASTMLP_BLAS_MIN_FLOPS`` (read at import,
+#: so it is compiled in as a constant: a new value needs ``FASTMLP_CACHE=0`` or a fresh cache).
+BLAS_MIN_FLOPS = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", 1 << 15))
+
+#: Use the parallel kernels (Numba's thread pool over the rows of each batch) when more than one
+#: thread is available and the batch is big enough to pay for it (``PARALLEL_MIN_FLOPS``).
+#: ``FASTMLP_PARALLEL=0`` forces the serial kernels (BLAS then keeps its own threads).
+PARALLEL = os.environ.get("FASTMLP_PARALLEL", "1") != "0"
+
+#: Multiply-adds per batch (``batch_size * sum(fan_in * fan_out)``) from which splitting a batch
+#: over threads beats one thread; measured by ``benchmarks/bench_kernels.py``.
+PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_PARALLEL_MIN_FLOPS", 1 << 18))
+
 #: The float dtypes the engine is compiled for.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -5,8 +5,13 @@ Both faces (:class:`fastmlp.Model` and :class:`fastmlp.MLPClassifier`) train thr
 the training kernels. Arrays reaching it are already validated, C-contiguous and of one dtype.
 """
 
+import contextlib
+import threading
+
+import numba
 import numpy as np
 
+from fastmlp import _config
 from fastmlp._kernels import activations, forward, train
 from fastmlp._params import activation_offsets, layout
 
@@ -15,6 +20,61 @@ from fastmlp._params import activation_offsets, layout
 PREDICT_CHUNK = 4096
 #: Rows per chunk when computing a full-data cost and gradient (``Model.gradients``, L-BFGS).
 LOSS_CHUNK = 8192
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_controller = None
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Hold BLAS to one thread while a kernel runs: Numba's pool is the one owner of threads.
+
+    Two pools spinning on the same cores is the trap DESIGN.md warns of (230x slower); it also
+    strikes a serial kernel whose BLAS threads meet Numba's OpenMP workers still spinning after
+    a parallel one (measured: 3.2 s instead of 0.6 s per Fashion-MNIST epoch), and BLAS threads
+    on a loaded machine. So every kernel call runs with single-threaded BLAS, and parallelism
+    comes from the parallel kernels alone. The limit is reference-counted so that concurrent
+    calls from several Python threads neither lift it early nor stack it. Costs ~6 us a call.
+    """
+    global _blas_users, _blas_controller, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            _blas_limit = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+_layer_checked = None
+
+
+def parallel_threads():
+    """Threads the parallel kernels may use: Numba's count, or 1 without a fast threading layer.
+
+    Numba's ``workqueue`` layer (used when neither OpenMP nor TBB is available) costs about
+    90 us per parallel region against 1 us for OpenMP; with a few regions per batch that is
+    slower than one thread, so the engine then runs serially.
+    """
+    global _layer_checked
+    if not _config.PARALLEL:
+        return 1
+    if _layer_checked is None:
+        train.warm_up_parallel(np.zeros(2))
+        _layer_checked = numba.threading_layer() != "workqueue"
+    return numba.get_num_threads() if _layer_checked else 1
 
 
 class Network:
@@ -39,16 +99,36 @@ class Network:
         self.dtype = np.dtype(dtype)
 
     def predict_proba(self, theta, X):
-        """Output probabilities for ``X`` (C-contiguous, of ``dtype``)."""
+        """Output probabilities for ``X`` (C-contiguous, or CSR, of ``dtype``)."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         chunk = max(1, min(PREDICT_CHUNK, X.shape[0]))
-        forward.predict_proba(theta, self.sizes, self.w_off, self.b_off, X, self.hidden_act,
-                              self.out_act, chunk, out)
+        if _is_sparse(X):
+            X = X.tocsr()
+            for start in range(0, X.shape[0], chunk):
+                dense = np.ascontiguousarray(X[start : start + chunk].toarray(), self.dtype)
+                out[start : start + chunk] = self.predict_proba(theta, dense)
+            return out
+        n_rows = X.shape[0]
+        flops = n_rows * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
+        threads = parallel_threads() if flops >= 4 * _config.PARALLEL_MIN_FLOPS else 1
+        with blas_single_threaded():
+            if threads > 1:
+                # at least two chunks per thread, so uneven chunks still balance
+                chunk = max(1, min(chunk, -(-n_rows // (2 * threads))))
+                forward.predict_proba_parallel(theta, self.sizes, self.w_off, self.b_off, X,
+                                               self.hidden_act, self.out_act, chunk, threads,
+                                               out)
+            else:
+                forward.predict_proba(theta, self.sizes, self.w_off, self.b_off, X,
+                                      self.hidden_act, self.out_act, chunk, out)
         return out
 
     def loss_and_gradient(self, theta, X, Y, *, l2=0.0, l2_per_sample=0.0, clip_eps=0.0,
                           with_grad=True):
         """Mean cost of ``(X, Y)`` (plus the L2 term) and its gradient as a flat vector.
+
+        ``X`` is C-contiguous of ``dtype``, or a scipy.sparse matrix with data of ``dtype``
+        (made dense a chunk of rows at a time).
 
         Returns
         -------
@@ -58,10 +138,15 @@ class Network:
         """
         grad = np.empty(self.n_params if with_grad else 0, dtype=self.dtype)
         chunk = max(1, min(LOSS_CHUNK, X.shape[0]))
-        loss, n_correct = train.loss_and_gradient(
-            X, Y, theta, grad, self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act,
-            float(l2), float(l2_per_sample), float(clip_eps), with_grad, chunk,
-        )
+        settings = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act, float(l2),
+                    float(l2_per_sample), float(clip_eps), with_grad, chunk)
+        with blas_single_threaded():
+            if _is_sparse(X):
+                X = X.tocsr()
+                loss, n_correct = train.loss_and_gradient_csr(
+                    X.data, X.indices, X.indptr, X.shape[1], Y, theta, grad, *settings)
+            else:
+                loss, n_correct = train.loss_and_gradient(X, Y, theta, grad, *settings)
         return float(loss), int(n_correct), (grad if with_grad else None)
 
 
@@ -96,16 +181,25 @@ class Trainer:
         self.l2, self.l2_per_sample, self.clip_eps = float(l2), float(l2_per_sample), clip_eps
         self.x_buf = np.empty((self.batch_size, net.layer_sizes[0]), dtype=dt)
         self.y_buf = np.empty((self.batch_size, net.layer_sizes[-1]), dtype=dt)
-        self.a_off, total = activation_offsets(net.layer_sizes, self.batch_size)
-        self.act_buf = np.empty(total, dtype=dt)
-        self.delta_buf = np.empty(total, dtype=dt)
-        self.grad = np.empty(net.n_params, dtype=dt)
+        sizes = np.asarray(net.layer_sizes, dtype=np.int64)
+        flops_per_batch = self.batch_size * int(np.sum(sizes[:-1] * sizes[1:]))
+        threads = parallel_threads() if flops_per_batch >= _config.PARALLEL_MIN_FLOPS else 1
+        self.n_threads = max(1, min(threads, self.batch_size))
+        # Each thread gets its own activations, deltas and gradient (one row each).
+        rows = -(-self.batch_size // self.n_threads)
+        self.a_off, total = activation_offsets(net.layer_sizes, rows)
+        self.act_buf = np.empty((self.n_threads, total), dtype=dt)
+        self.delta_buf = np.empty((self.n_threads, total), dtype=dt)
+        self.grad = np.empty((self.n_threads, net.n_params), dtype=dt)
         self.state_1 = np.zeros(net.n_params, dtype=dt)
         self.state_2 = np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt)
         self.step = np.zeros(1, dtype=np.int64)
 
     def epoch(self, theta, X, Y, order):
         """Train one epoch over the rows of ``(X, Y)`` in ``order``; ``theta`` is updated.
+
+        ``X`` is C-contiguous of the network's dtype, or a scipy.sparse CSR matrix with data of
+        that dtype (only each batch's rows are made dense).
 
         Returns
         -------
@@ -117,14 +211,36 @@ class Trainer:
         """
         net = self.network
         T = net.dtype.type
-        loss_sum, n_correct, n_seen = train.train_epoch(
-            X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off, net.b_off,
-            net.hidden_act, net.out_act, self.x_buf, self.y_buf, self.act_buf, self.delta_buf,
-            self.a_off, self.optimizer, T(self.learning_rate), T(self.momentum), self.nesterov,
+        optimizer_args = (
+            self.optimizer, T(self.learning_rate), T(self.momentum), self.nesterov,
             T(self.beta_1), T(self.beta_2), T(self.epsilon), self.state_1, self.state_2,
             self.step, self.l2, self.l2_per_sample, float(self.clip_eps),
         )
+        with blas_single_threaded():
+            if _is_sparse(X):
+                # Only each batch's rows are made dense, by the kernel (serial: sparse input is
+                # bound by the gather, not the products).
+                X = X.tocsr()
+                loss_sum, n_correct, n_seen = train.train_epoch_csr(
+                    X.data, X.indices, X.indptr, Y, order, self.batch_size, theta,
+                    self.grad[0], net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
+                    self.x_buf, self.y_buf, self.act_buf[0], self.delta_buf[0], self.a_off,
+                    *optimizer_args)
+            elif self.n_threads > 1:
+                loss_sum, n_correct, n_seen = train.train_epoch_parallel(
+                    X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
+                    net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
+                    self.act_buf, self.delta_buf, self.a_off, *optimizer_args)
+            else:
+                loss_sum, n_correct, n_seen = train.train_epoch(
+                    X, Y, order, self.batch_size, theta, self.grad[0], net.sizes, net.w_off,
+                    net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
+                    self.act_buf[0], self.delta_buf[0], self.a_off, *optimizer_args)
         return float(loss_sum), int(n_correct), int(n_seen)
+
+
+def _is_sparse(X):
+    return hasattr(X, "tocsr") and not isinstance(X, np.ndarray)
 
 
 def hidden_code(name):

@@ -1,10 +1,10 @@
 """The backward pass: BP2, BP3 and BP4 for one batch, into the flat gradient."""
 
-import numpy as np
 
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import multiply_derivative
 from fastmlp._kernels.layout import bias, rows_view, weight
+from fastmlp._kernels.linalg import matmul_nt, matmul_tn
 
 
 @jit
@@ -31,7 +31,7 @@ def backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_ac
         else:
             a_prev = rows_view(act_buf, a_off[layer - 1], n, fan_in)
         # BP4: dC/dW^l = (a^{l-1})^T delta^l  (rows are samples, so the sum over x is the product)
-        np.dot(a_prev.T, delta, weight(grad, sizes, w_off, layer))
+        matmul_tn(a_prev, delta, weight(grad, sizes, w_off, layer))
         # BP3: dC/db^l = sum over the batch of delta^l
         grad_b = bias(grad, sizes, b_off, layer)
         grad_b[:] = 0
@@ -41,5 +41,5 @@ def backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_ac
         if layer > 0:
             # BP2: delta^{l-1} = (delta^l W^l^T) * sigma'(z^{l-1})
             delta_prev = rows_view(delta_buf, a_off[layer - 1], n, fan_in)
-            np.dot(delta, weight(theta, sizes, w_off, layer).T, delta_prev)
+            matmul_nt(delta, weight(theta, sizes, w_off, layer), delta_prev)
             multiply_derivative(a_prev, delta_prev, hidden_act)

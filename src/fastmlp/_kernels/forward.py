@@ -1,10 +1,12 @@
 """The forward pass: ``z^l = a^{l-1} W^l + b^l``, ``a^l = f(z^l)``, softmax/logistic on top."""
 
 import numpy as np
+from numba import prange
 
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation
 from fastmlp._kernels.layout import bias, rows_view, weight
+from fastmlp._kernels.linalg import matmul
 from fastmlp._kernels.loss import output_layer
 
 
@@ -47,7 +49,7 @@ def forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act, out_act, 
         W = weight(theta, sizes, w_off, layer)
         b = bias(theta, sizes, b_off, layer)
         z = rows_view(act_buf, a_off[layer], n, sizes[layer + 1])
-        np.dot(a_prev, W, z)  # z = a^{l-1} W^l (BLAS); the bias is added in the fused loop
+        matmul(a_prev, W, z)  # z = a^{l-1} W^l; the bias is added in the fused loop
         if layer < n_layers - 1:
             bias_activation(z, b, hidden_act)
         else:
@@ -86,3 +88,31 @@ def predict_proba(theta, sizes, w_off, b_off, X, hidden_act, out_act, chunk, out
         forward(theta, sizes, w_off, b_off, X[start:stop], act_buf, a_off, hidden_act, out_act,
                 no_y, 0.0, False)
         out[start:stop] = rows_view(act_buf, last, stop - start, k)
+
+
+@jit(parallel=True)
+def predict_proba_parallel(theta, sizes, w_off, b_off, X, hidden_act, out_act, chunk,
+                           n_threads, out):
+    """:func:`predict_proba` with the chunks of rows shared out over ``n_threads`` threads.
+
+    Thread ``t`` takes chunks ``t, t + n_threads, ...``, each with its own activation buffer.
+    """
+    N = X.shape[0]
+    n_layers = sizes.shape[0] - 1
+    a_off = np.zeros(n_layers, np.int64)
+    total = 0
+    for layer in range(n_layers):
+        a_off[layer] = total
+        total += chunk * sizes[layer + 1]
+    act_bufs = np.empty((n_threads, total), X.dtype)
+    no_y = np.empty((0, 0), X.dtype)
+    last = a_off[n_layers - 1]
+    k = sizes[n_layers]
+    n_chunks = (N + chunk - 1) // chunk
+    for t in prange(n_threads):
+        for c in range(t, n_chunks, n_threads):
+            start = c * chunk
+            stop = min(start + chunk, N)
+            forward(theta, sizes, w_off, b_off, X[start:stop], act_bufs[t], a_off, hidden_act,
+                    out_act, no_y, 0.0, False)
+            out[start:stop] = rows_view(act_bufs[t], last, stop - start, k)

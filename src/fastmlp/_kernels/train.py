@@ -1,6 +1,7 @@
 """One epoch of mini-batch training in one compiled call."""
 
 import numpy as np
+from numba import prange
 
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.backward import backward
@@ -35,6 +36,31 @@ def gather_rows_csr(data, indices, indptr, order, start, x):
 
 
 @jit
+def forward_backward(x, y, scale, theta, grad, sizes, w_off, b_off, hidden_act, out_act,
+                     act_buf, delta_buf, a_off, clip_eps):
+    """Forward pass, BP1 (times ``scale``) and BP2-BP4 of the rows ``(x, y)`` into ``grad``.
+
+    Returns
+    -------
+    loss_sum : float
+        The cost summed over the rows; when it is not finite, ``grad`` is not computed.
+    n_correct : int
+    """
+    n = x.shape[0]
+    k = y.shape[1]
+    n_layers = sizes.shape[0] - 1
+    loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act,
+                                  out_act, y, clip_eps, True)
+    if not np.isfinite(loss_sum):
+        return loss_sum, n_correct
+    # BP1; with scale = 1/batch rows every delta and gradient is of the batch's mean cost
+    a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
+    output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), scale)
+    backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act, grad)
+    return loss_sum, n_correct
+
+
+@jit
 def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act_buf, delta_buf,
                 a_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
                 state_1, state_2, step, l2, l2_per_sample, clip_eps):
@@ -50,18 +76,13 @@ def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act
     n_correct : int
     """
     n = x.shape[0]
-    k = y.shape[1]
-    n_layers = sizes.shape[0] - 1
     n_weights = b_off[0]
     T = theta.dtype.type
-    loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act,
-                                  out_act, y, clip_eps, True)
+    loss_sum, n_correct = forward_backward(x, y, T(1.0 / n), theta, grad, sizes, w_off, b_off,
+                                           hidden_act, out_act, act_buf, delta_buf, a_off,
+                                           clip_eps)
     if not np.isfinite(loss_sum):
         return loss_sum, n_correct
-    # BP1, scaled by 1/n so every delta and gradient is of the batch's mean cost
-    a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
-    output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), T(1.0 / n))
-    backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act, grad)
     coef = T(l2 + l2_per_sample / n)
     if optimizer == SGD:
         sum_sq = sgd_step(theta, grad, state_1, n_weights, learning_rate, momentum, nesterov,
@@ -176,18 +197,14 @@ def train_epoch_csr(data, indices, indptr, Y, order, batch_size, theta, grad, si
 def _chunk_loss_and_gradient(x, y, scale, theta, grad, chunk_grad, sizes, w_off, b_off,
                              hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad):
     """Add one chunk's cost (summed) and gradient (``scale`` times summed) to the totals."""
-    n = x.shape[0]
-    k = y.shape[1]
-    n_layers = sizes.shape[0] - 1
-    loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act,
-                                  out_act, y, clip_eps, True)
-    if with_grad:
-        a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
-        output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), scale)
-        backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act,
-                 chunk_grad)
-        for i in range(grad.shape[0]):
-            grad[i] += chunk_grad[i]
+    if not with_grad:
+        return forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act, out_act, y,
+                       clip_eps, True)
+    loss_sum, n_correct = forward_backward(x, y, scale, theta, chunk_grad, sizes, w_off, b_off,
+                                           hidden_act, out_act, act_buf, delta_buf, a_off,
+                                           clip_eps)
+    for i in range(grad.shape[0]):
+        grad[i] += chunk_grad[i]
     return loss_sum, n_correct
 
 
@@ -294,3 +311,99 @@ def loss_and_gradient_csr(data, indices, indptr, n_features, Y, theta, grad, siz
     loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
                                      with_grad)
     return loss, n_correct
+
+
+@jit(parallel=True)
+def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_off,
+                         hidden_act, out_act, x_buf, y_buf, act_bufs, delta_bufs, a_off,
+                         optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+                         state_1, state_2, step, l2, l2_per_sample, clip_eps):
+    """:func:`train_epoch` with each batch split over threads (Numba's pool owns the threads).
+
+    Thread ``t`` of ``T`` takes rows ``[t*n/T, (t+1)*n/T)`` of every batch: it gathers them,
+    runs the forward pass and BP1-BP4 into its own gradient slab ``grads[t]`` (no sharing, no
+    locks). Then the threads split the parameter vector: each sums the slabs over its range and
+    applies the optimizer there. BLAS must be single-threaded meanwhile (the caller sees to it).
+    The result equals :func:`train_epoch`'s up to the order of floating-point sums.
+
+    Parameters
+    ----------
+    grads : (T, P) float array
+        One gradient slab per thread.
+    act_bufs, delta_bufs : (T, ceil(batch_size / T) * sum(s_1..s_L)) float arrays
+    a_off : (L,) int64 array
+        Layer offsets within one thread's buffer row.
+    others
+        As for :func:`train_epoch`.
+
+    Returns
+    -------
+    loss_sum, n_correct, n_seen
+        As for :func:`train_epoch`.
+    """
+    n_threads = grads.shape[0]
+    M = order.shape[0]
+    P = theta.shape[0]
+    n_weights = b_off[0]
+    T = theta.dtype.type
+    losses = np.zeros(n_threads)
+    corrects = np.zeros(n_threads, np.int64)
+    sum_sqs = np.zeros(n_threads)
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(0, M, batch_size):
+        n = min(batch_size, M - start)
+        scale = T(1.0 / n)
+        for t in prange(n_threads):
+            r0 = t * n // n_threads
+            r1 = (t + 1) * n // n_threads
+            if r1 == r0:
+                grads[t, :] = 0
+                losses[t] = 0.0
+                corrects[t] = 0
+                continue
+            x = x_buf[r0:r1]
+            y = y_buf[r0:r1]
+            gather_rows(X, order, start + r0, x)
+            gather_rows(Y, order, start + r0, y)
+            losses[t], corrects[t] = forward_backward(
+                x, y, scale, theta, grads[t], sizes, w_off, b_off, hidden_act, out_act,
+                act_bufs[t], delta_bufs[t], a_off, clip_eps)
+        batch_loss = 0.0
+        for t in range(n_threads):
+            batch_loss += losses[t]
+        if not np.isfinite(batch_loss):
+            return loss_sum + batch_loss, n_correct, start
+        for t in range(n_threads):
+            n_correct += corrects[t]
+        coef = T(l2 + l2_per_sample / n)
+        adam_t = step[0] + 1
+        for t in prange(n_threads):
+            p0 = t * P // n_threads
+            p1 = (t + 1) * P // n_threads
+            g = grads[0, p0:p1]
+            for s in range(1, n_threads):
+                gs = grads[s, p0:p1]
+                for i in range(p1 - p0):
+                    g[i] += gs[i]
+            nw = max(0, min(n_weights, p1) - p0)
+            if optimizer == SGD:
+                sum_sqs[t] = sgd_step(theta[p0:p1], g, state_1[p0:p1], nw, learning_rate,
+                                      momentum, nesterov, coef)
+            else:
+                sum_sqs[t] = adam_step(theta[p0:p1], g, state_1[p0:p1], state_2[p0:p1], nw,
+                                       adam_t, learning_rate, beta_1, beta_2, epsilon, coef)
+        if optimizer != SGD:
+            step[0] = adam_t
+        sum_sq = 0.0
+        for t in range(n_threads):
+            sum_sq += sum_sqs[t]
+        loss_sum += batch_loss + 0.5 * coef * sum_sq * n
+    return loss_sum, n_correct, M
+
+
+@jit(parallel=True)
+def warm_up_parallel(a):
+    """Run a trivial parallel loop, which starts Numba's threading layer so it can be named."""
+    for i in prange(a.shape[0]):
+        a[i] += 1.0

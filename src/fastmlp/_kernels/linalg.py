@@ -1,0 +1,60 @@
+"""Matrix products: BLAS for large shapes, compiled loops for small ones.
+
+A BLAS call from compiled code costs a few microseconds however small the matrices are; for
+the products of a small network (digits: 32 x 64 x 32) that overhead dominates, and a plain
+loop that vectorises along the last axis is faster. ``_config.BLAS_MIN_FLOPS`` is the size
+(``m * k * n`` multiply-adds) from which BLAS wins, chosen by ``benchmarks/bench_kernels.py``.
+"""
+
+import numpy as np
+
+from fastmlp._config import BLAS_MIN_FLOPS
+from fastmlp._kernels._jit import jit
+
+
+@jit
+def matmul(A, B, out):
+    """``out = A @ B`` for ``A`` (m, k), ``B`` (k, n), ``out`` (m, n) C-contiguous."""
+    m, k = A.shape
+    n = B.shape[1]
+    if m * k * n >= BLAS_MIN_FLOPS:
+        np.dot(A, B, out)
+        return
+    out[:] = 0
+    for i in range(m):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[i, j] += a * B[p, j]
+
+
+@jit
+def matmul_tn(A, B, out):
+    """``out = A.T @ B`` for ``A`` (m, k), ``B`` (m, n), ``out`` (k, n) C-contiguous."""
+    m, k = A.shape
+    n = B.shape[1]
+    if m * k * n >= BLAS_MIN_FLOPS:
+        np.dot(A.T, B, out)
+        return
+    out[:] = 0
+    for i in range(m):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[p, j] += a * B[i, j]
+
+
+@jit
+def matmul_nt(A, B, out):
+    """``out = A @ B.T`` for ``A`` (m, n), ``B`` (k, n), ``out`` (m, k) C-contiguous."""
+    m, n = A.shape
+    k = B.shape[0]
+    if m * k * n >= BLAS_MIN_FLOPS:
+        np.dot(A, B.T, out)
+        return
+    for i in range(m):
+        for p in range(k):
+            s = out.dtype.type(0)
+            for j in range(n):
+                s += A[i, j] * B[p, j]
+            out[i, p] = s
