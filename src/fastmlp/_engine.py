@@ -103,7 +103,7 @@ class Network:
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         chunk = max(1, min(PREDICT_CHUNK, X.shape[0]))
         if _is_sparse(X):
-            X = X.tocsr()
+            X = _canonical_csr(X)
             for start in range(0, X.shape[0], chunk):
                 dense = np.ascontiguousarray(X[start : start + chunk].toarray(), self.dtype)
                 out[start : start + chunk] = self.predict_proba(theta, dense)
@@ -142,7 +142,7 @@ class Network:
                     float(l2_per_sample), float(clip_eps), with_grad, chunk)
         with blas_single_threaded():
             if _is_sparse(X):
-                X = X.tocsr()
+                X = _canonical_csr(X)
                 loss, n_correct = train.loss_and_gradient_csr(
                     X.data, X.indices, X.indptr, X.shape[1], Y, theta, grad, *settings)
             else:
@@ -165,11 +165,14 @@ class Trainer:
         A batch of ``n`` rows is penalised with ``0.5 * (l2 + l2_per_sample / n) * ||W||^2``.
     clip_eps : float
         0 for the exact cost, ``finfo(dtype).eps`` for scikit-learn's clipped one.
+    state : tuple (state_1, state_2, step), optional
+        Optimizer state to continue from (velocity or Adam's moments, and Adam's step counter
+        as a (1,) int64 array), updated in place; fresh zeros by default.
     """
 
     def __init__(self, network, batch_size, optimizer, *, learning_rate, momentum=0.0,
                  nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8, l2=0.0,
-                 l2_per_sample=0.0, clip_eps=0.0):
+                 l2_per_sample=0.0, clip_eps=0.0, state=None):
         net = self.network = network
         dt = net.dtype
         self.batch_size = int(batch_size)
@@ -191,9 +194,11 @@ class Trainer:
         self.act_buf = np.empty((self.n_threads, total), dtype=dt)
         self.delta_buf = np.empty((self.n_threads, total), dtype=dt)
         self.grad = np.empty((self.n_threads, net.n_params), dtype=dt)
-        self.state_1 = np.zeros(net.n_params, dtype=dt)
-        self.state_2 = np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt)
-        self.step = np.zeros(1, dtype=np.int64)
+        if state is None:
+            state = (np.zeros(net.n_params, dtype=dt),
+                     np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt),
+                     np.zeros(1, dtype=np.int64))
+        self.state_1, self.state_2, self.step = state
 
     def epoch(self, theta, X, Y, order):
         """Train one epoch over the rows of ``(X, Y)`` in ``order``; ``theta`` is updated.
@@ -220,7 +225,7 @@ class Trainer:
             if _is_sparse(X):
                 # Only each batch's rows are made dense, by the kernel (serial: sparse input is
                 # bound by the gather, not the products).
-                X = X.tocsr()
+                X = _canonical_csr(X)
                 loss_sum, n_correct, n_seen = train.train_epoch_csr(
                     X.data, X.indices, X.indptr, Y, order, self.batch_size, theta,
                     self.grad[0], net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
@@ -241,6 +246,15 @@ class Trainer:
 
 def _is_sparse(X):
     return hasattr(X, "tocsr") and not isinstance(X, np.ndarray)
+
+
+def _canonical_csr(X):
+    """CSR without duplicate entries (the kernels write entries; they do not add them)."""
+    X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
 
 
 def hidden_code(name):
