@@ -73,7 +73,10 @@ def parallel_threads():
         return 1
     if _layer_checked is None:
         train.warm_up_parallel(np.zeros(2))
-        _layer_checked = numba.threading_layer() != "workqueue"
+        try:
+            _layer_checked = numba.threading_layer() != "workqueue"
+        except ValueError:  # NUMBA_DISABLE_JIT=1: nothing was compiled, there is no pool
+            _layer_checked = False
     return numba.get_num_threads() if _layer_checked else 1
 
 
@@ -215,10 +218,9 @@ class Trainer:
             ``len(order)`` unless a batch's cost was not finite (training stopped there).
         """
         net = self.network
-        T = net.dtype.type
         optimizer_args = (
-            self.optimizer, T(self.learning_rate), T(self.momentum), self.nesterov,
-            T(self.beta_1), T(self.beta_2), T(self.epsilon), self.state_1, self.state_2,
+            self.optimizer, float(self.learning_rate), float(self.momentum), self.nesterov,
+            float(self.beta_1), float(self.beta_2), float(self.epsilon), self.state_1, self.state_2,
             self.step, self.l2, self.l2_per_sample, float(self.clip_eps),
         )
         with blas_single_threaded():

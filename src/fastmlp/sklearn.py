@@ -896,7 +896,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
             return run
 
-        T = net.dtype.type
         sw = np.ascontiguousarray(sample_weight, dtype=net.dtype)
         rows = trainer.batch_size
         a_off, total = activation_offsets(net.layer_sizes, rows)
@@ -915,8 +914,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 loss_sum, n_seen = _weighted.weighted_train_epoch(
                     *x_args, Y, sw, order, rows, theta, grad, net.sizes, net.w_off, net.b_off,
                     net.hidden_act, net.out_act, *buffers, trainer.optimizer,
-                    T(trainer.learning_rate), T(trainer.momentum), trainer.nesterov,
-                    T(trainer.beta_1), T(trainer.beta_2), T(trainer.epsilon), trainer.state_1,
+                    float(trainer.learning_rate), float(trainer.momentum), trainer.nesterov,
+                    float(trainer.beta_1), float(trainer.beta_2), float(trainer.epsilon),
+                    trainer.state_1,
                     trainer.state_2, trainer.step, float(self.alpha), float(trainer.clip_eps))
             return float(loss_sum), int(n_seen)
 

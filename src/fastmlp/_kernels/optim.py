@@ -35,7 +35,9 @@ def sgd_step(theta, grad, velocity, n_weights, learning_rate, momentum, nesterov
         velocity (updated).
     n_weights : int
         Number of weight entries at the start of ``theta``.
-    learning_rate, momentum, l2 : float (the arrays' dtype)
+    learning_rate, momentum : float
+        Cast to the parameters' dtype.
+    l2 : float (the parameters' dtype)
     nesterov : bool
 
     Returns
@@ -44,6 +46,9 @@ def sgd_step(theta, grad, velocity, n_weights, learning_rate, momentum, nesterov
         ``sum(W**2)`` before the update (0 when ``l2 == 0``).
     """
     sum_sq = add_l2(theta, grad, n_weights, l2) if l2 != 0 else 0.0
+    T = theta.dtype.type
+    learning_rate = T(learning_rate)  # float32 arithmetic for float32 parameters
+    momentum = T(momentum)
     P = theta.shape[0]
     if momentum == 0 and not nesterov:
         for i in range(P):
@@ -72,7 +77,10 @@ def adam_step(theta, grad, m, v, n_weights, step, learning_rate, beta_1, beta_2,
     n_weights : int
     step : int
         The step number ``t`` after this update (1 for the first).
-    learning_rate, beta_1, beta_2, epsilon, l2 : float (the arrays' dtype)
+    learning_rate, beta_1, beta_2, epsilon : float
+        float64 settings: the step's rate is computed from them in float64, the moments with
+        them cast to the parameters' dtype.
+    l2 : float (the parameters' dtype)
 
     Returns
     -------
@@ -82,10 +90,15 @@ def adam_step(theta, grad, m, v, n_weights, step, learning_rate, beta_1, beta_2,
     sum_sq = add_l2(theta, grad, n_weights, l2) if l2 != 0 else 0.0
     T = theta.dtype.type
     one = T(1)
+    # The rate from the float64 settings, as scikit-learn computes it in Python floats; the
+    # moments in the parameters' dtype.
     rate = T(learning_rate * np.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step))
+    b1 = T(beta_1)
+    b2 = T(beta_2)
+    eps = T(epsilon)
     for i in range(theta.shape[0]):
         g = grad[i]
-        m[i] = beta_1 * m[i] + (one - beta_1) * g
-        v[i] = beta_2 * v[i] + (one - beta_2) * (g * g)
-        theta[i] -= rate * m[i] / (np.sqrt(v[i]) + epsilon)
+        m[i] = b1 * m[i] + (one - b1) * g
+        v[i] = b2 * v[i] + (one - b2) * (g * g)
+        theta[i] -= rate * m[i] / (np.sqrt(v[i]) + eps)
     return sum_sq

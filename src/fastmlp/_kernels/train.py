@@ -122,7 +122,8 @@ def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidde
         ``batch_size * sum(s_1..s_L)`` entries each.
     optimizer : int
         ``SGD`` or ``ADAM``.
-    learning_rate, momentum, beta_1, beta_2, epsilon : float (the arrays' dtype)
+    learning_rate, momentum, beta_1, beta_2, epsilon : float
+        float64 settings (see :mod:`fastmlp._kernels.optim` for how each is used).
     nesterov : bool
     state_1, state_2 : (P,) float arrays
         SGD velocity (``state_2`` unused), or Adam's first and second moments.
