@@ -234,8 +234,8 @@ def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output):
     opt_name, settings = OPTIMIZERS[optimizer]
     l2, per_sample = L2["both"]
     trainer = Trainer(net, BATCH, opt_name, l2=l2, l2_per_sample=per_sample, **settings)
-    if getattr(trainer, "n_threads", 1) < 2:
-        pytest.skip("no parallel epoch here (one thread, or no fast threading layer)")
+    if trainer.n_lanes < 2:
+        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
     Ws, bs = reference_params(net, theta)
     ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
     theta0 = theta.copy()

@@ -6,6 +6,7 @@ the training kernels. Arrays reaching it are already validated, C-contiguous and
 """
 
 import contextlib
+import os
 import threading
 
 import numba
@@ -58,26 +59,42 @@ def blas_single_threaded():
                 _blas_limit = None
 
 
-_layer_checked = None
+_fast_layer = None
+_forked_child = False
 
 
-def parallel_threads():
-    """Threads the parallel kernels may use: Numba's count, or 1 without a fast threading layer.
+def _after_fork_in_child():
+    # GNU OpenMP is not fork-safe: a parallel region in a forked child of a process that used
+    # it hangs or aborts. A forked child therefore runs the serial kernels.
+    global _forked_child
+    _forked_child = True
 
-    Numba's ``workqueue`` layer (used when neither OpenMP nor TBB is available) costs about
-    90 us per parallel region against 1 us for OpenMP; with a few regions per batch that is
-    slower than one thread, so the engine then runs serially.
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parallel_lanes():
+    """How many lanes (row slices, each with its own gradient slab) a parallel kernel uses.
+
+    The number of lanes is Numba's pool size, fixed when the process starts, not the number of
+    threads currently allowed (``numba.set_num_threads``): the lanes' sums then happen in the
+    same order whatever that number, so results are bit-identical on 1 thread and on 2. It is
+    1 (the serial kernels) when ``FASTMLP_PARALLEL=0``, in a forked child, or without a fast
+    threading layer: Numba's ``workqueue`` layer (used when neither OpenMP nor TBB is
+    available) costs about 90 us per parallel region against 1 us for OpenMP, more than it
+    saves, and it aborts when two Python threads use it at once.
     """
-    global _layer_checked
-    if not _config.PARALLEL:
+    global _fast_layer
+    if not _config.PARALLEL or _forked_child:
         return 1
-    if _layer_checked is None:
+    if _fast_layer is None:
         train.warm_up_parallel(np.zeros(2))
         try:
-            _layer_checked = numba.threading_layer() != "workqueue"
+            _fast_layer = numba.threading_layer() != "workqueue"
         except ValueError:  # NUMBA_DISABLE_JIT=1: nothing was compiled, there is no pool
-            _layer_checked = False
-    return numba.get_num_threads() if _layer_checked else 1
+            _fast_layer = False
+    return numba.config.NUMBA_NUM_THREADS if _fast_layer else 1
 
 
 class Network:
@@ -113,7 +130,7 @@ class Network:
             return out
         n_rows = X.shape[0]
         flops = n_rows * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
-        threads = parallel_threads() if flops >= 4 * _config.PARALLEL_MIN_FLOPS else 1
+        threads = parallel_lanes() if flops >= 4 * _config.PARALLEL_MIN_FLOPS else 1
         with blas_single_threaded():
             if threads > 1:
                 # at least two chunks per thread, so uneven chunks still balance
@@ -189,14 +206,14 @@ class Trainer:
         self.y_buf = np.empty((self.batch_size, net.layer_sizes[-1]), dtype=dt)
         sizes = np.asarray(net.layer_sizes, dtype=np.int64)
         flops_per_batch = self.batch_size * int(np.sum(sizes[:-1] * sizes[1:]))
-        threads = parallel_threads() if flops_per_batch >= _config.PARALLEL_MIN_FLOPS else 1
-        self.n_threads = max(1, min(threads, self.batch_size))
-        # Each thread gets its own activations, deltas and gradient (one row each).
-        rows = -(-self.batch_size // self.n_threads)
+        lanes = parallel_lanes() if flops_per_batch >= _config.PARALLEL_MIN_FLOPS else 1
+        self.n_lanes = max(1, min(lanes, self.batch_size))
+        # Each lane gets its own activations, deltas and gradient (one row each).
+        rows = -(-self.batch_size // self.n_lanes)
         self.a_off, total = activation_offsets(net.layer_sizes, rows)
-        self.act_buf = np.empty((self.n_threads, total), dtype=dt)
-        self.delta_buf = np.empty((self.n_threads, total), dtype=dt)
-        self.grad = np.empty((self.n_threads, net.n_params), dtype=dt)
+        self.act_buf = np.empty((self.n_lanes, total), dtype=dt)
+        self.delta_buf = np.empty((self.n_lanes, total), dtype=dt)
+        self.grad = np.empty((self.n_lanes, net.n_params), dtype=dt)
         if state is None:
             state = (np.zeros(net.n_params, dtype=dt),
                      np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt),
@@ -233,7 +250,7 @@ class Trainer:
                     self.grad[0], net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
                     self.x_buf, self.y_buf, self.act_buf[0], self.delta_buf[0], self.a_off,
                     *optimizer_args)
-            elif self.n_threads > 1:
+            elif self.n_lanes > 1:
                 loss_sum, n_correct, n_seen = train.train_epoch_parallel(
                     X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
                     net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,

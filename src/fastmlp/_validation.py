@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from fastmlp._kernels.checks import all_finite
+
 
 def check_X(X, dtype, n_features=None, name="X"):
     """Return ``X`` as a finite, non-empty, C-contiguous 2-D array of ``dtype``.
@@ -39,8 +41,8 @@ def check_X(X, dtype, n_features=None, name="X"):
         raise ValueError(
             f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    arr = np.ascontiguousarray(arr, dtype=dtype)  # no copy when it already is
+    if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "

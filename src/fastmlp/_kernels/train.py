@@ -319,21 +319,23 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
                          hidden_act, out_act, x_buf, y_buf, act_bufs, delta_bufs, a_off,
                          optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
                          state_1, state_2, step, l2, l2_per_sample, clip_eps):
-    """:func:`train_epoch` with each batch split over threads (Numba's pool owns the threads).
+    """:func:`train_epoch` with each batch split in lanes over threads (Numba's pool).
 
-    Thread ``t`` of ``T`` takes rows ``[t*n/T, (t+1)*n/T)`` of every batch: it gathers them,
+    Lane ``t`` of ``T`` takes rows ``[t*n/T, (t+1)*n/T)`` of every batch: it gathers them,
     runs the forward pass and BP1-BP4 into its own gradient slab ``grads[t]`` (no sharing, no
-    locks). Then the threads split the parameter vector: each sums the slabs over its range and
-    applies the optimizer there. BLAS must be single-threaded meanwhile (the caller sees to it).
-    The result equals :func:`train_epoch`'s up to the order of floating-point sums.
+    locks). Then the lanes split the parameter vector: each sums the slabs over its range, in
+    lane order, and applies the optimizer there. The lanes run on however many threads Numba
+    allows; the sums do not depend on that, so neither do the results. BLAS must be
+    single-threaded meanwhile (the caller sees to it). The result equals :func:`train_epoch`'s
+    up to the order of floating-point sums.
 
     Parameters
     ----------
     grads : (T, P) float array
-        One gradient slab per thread.
+        One gradient slab per lane.
     act_bufs, delta_bufs : (T, ceil(batch_size / T) * sum(s_1..s_L)) float arrays
     a_off : (L,) int64 array
-        Layer offsets within one thread's buffer row.
+        Layer offsets within one lane's buffer row.
     others
         As for :func:`train_epoch`.
 
