@@ -1,57 +1,475 @@
+"""The ``fastmlp`` command, run as a real subprocess (``python -m fastmlp``)."""
+
+import os
+import re
+import shlex
+import signal
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastmlp import Model
+from fastmlp import Model, datasets
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fastmlp", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fastmlp", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-def test_train_on_digits_and_save(tmp_path):
-    path = tmp_path / "digits.npz"
-    result = run("train", "--epochs", "3", "--save", str(path))
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path}: not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def assert_user_error(result, message):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fastmlp: error: "), result.stderr
+    assert message in lines[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def digits_model(workdir):
+    """A digits model trained and saved by the command; (path, stdout).
+
+    With matplotlib installed the same run also writes learning curves to curves.png, so that
+    one subprocess serves both tests.
+    """
+    path = workdir / "digits.npz"
+    plot = ["--plot", workdir / "curves.png"] if have_matplotlib() else []
+    result = run("train", "--epochs", "3", "--save", path, *plot)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[1].split()[:3] == ["epoch", "loss", "accuracy"]
-    assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
-    assert "test accuracy" in lines[5] and "samples/s" in lines[5]
-    model = Model.load(path)
-    assert model.layer_sizes == (64, 32, 10)
+    return path, result.stdout
 
 
-def test_train_on_npz_with_string_labels(tmp_path):
+@pytest.fixture(scope="module")
+def small_npz(workdir):
+    """A small 5-feature, 2-class data set with string labels, as an .npz."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 5)).astype(np.float32)
     y = np.where(X[:, 0] > 0, "pos", "neg")
-    data = tmp_path / "data.npz"
-    np.savez(data, X_train=X[:150], y_train=y[:150], X_test=X[150:], y_test=y[150:])
-    result = run("train", "--data", str(data), "--hidden", "8", "--epochs", "20",
-                 "--optimizer", "adam", "--learning-rate", "0.01", "--quiet")
+    path = workdir / "small.npz"
+    np.savez(path, X_train=X[:150], y_train=y[:150], X_test=X[150:], y_test=y[150:])
+    return path
+
+
+# -- train -------------------------------------------------------------------------------------
+def test_train_on_digits_prints_a_table_and_saves(digits_model):
+    path, stdout = digits_model
+    lines = stdout.splitlines()
+    assert lines[0].startswith("fastmlp: 1347 training and 450 test samples")
+    assert "validation: the test set" in lines[0]
+    assert lines[1].split() == ["epoch", "loss", "accuracy", "test_loss", "test_acc",
+                                "seconds", "samples/s"]
+    assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
+    summary = lines[5]
+    assert re.match(r"test accuracy 0\.\d{4}  test loss \d+\.\d{4}  3 epochs in [\d.]+ s  "
+                    r"\d+ samples/s$", summary), summary
+    assert lines[6] == f"saved {path}"
+    assert len(lines) == (8 if have_matplotlib() else 7)
+    model = Model.load(path)
+    assert model.layer_sizes == (64, 32, 10)
+    # The summary's accuracy is the saved model's on the digits test split.
+    _, _, X_test, y_test = datasets.load_digits(seed=0)
+    assert float(summary.split()[2]) == pytest.approx(
+        model.evaluate(X_test, y_test)["accuracy"], abs=1e-4)
+
+
+def test_train_on_npz_with_string_labels(small_npz):
+    result = run("train", "--data", small_npz, "--hidden", "8", "--epochs", "20",
+                 "--optimizer", "adam", "--learning-rate", "0.01", "--threads", "1",
+                 "--dtype", "float64", "--quiet")
     assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1  # --quiet: the summary only
     accuracy = float(result.stdout.split()[2])
     assert accuracy > 0.85
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "nonexistent.npz"], "No such file"),
-    (["--data", "what"], "--data 'what'"),
-    (["--epochs", "0"], "positive integer"),
-    (["--learning-rate", "-1"], "positive number"),
-    (["--momentum", "1.5"], "momentum"),
+def test_train_validation_fraction_and_early_stopping(workdir):
+    # Pure noise: the validation loss stops improving quickly, so early stopping must fire.
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    data = workdir / "noise.npz"
+    np.savez(data, X_train=X[:100], y_train=y[:100], X_test=X[100:], y_test=y[100:])
+    result = run("train", "--data", data, "--hidden", "16", "--epochs", "500",
+                 "--validation-fraction", "0.2", "--early-stopping", "3",
+                 "--optimizer", "adam", "--learning-rate", "0.05")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("fastmlp: 80 training and 20 test samples")
+    assert "validation: 20 held out from the training set" in lines[0]
+    assert lines[1].split()[3:5] == ["val_loss", "val_acc"]
+    stop = [line for line in lines if line.startswith("early stopping after epoch")]
+    assert len(stop) == 1, result.stdout
+    epochs = int(re.search(r"after epoch (\d+)", stop[0]).group(1))
+    best = int(re.search(r"at epoch (\d+)", stop[0]).group(1))
+    assert epochs == best + 3 < 500
+    rows = [line for line in lines if re.match(r"\s+\d+\s", line)]
+    assert len(rows) == epochs
+    val_loss = [float(row.split()[3]) for row in rows]
+    assert min(val_loss[best:]) >= val_loss[best - 1]
+    assert f"{epochs} epochs in" in lines[-1]
+
+
+def test_train_plot_writes_learning_curves(digits_model, workdir):
+    pytest.importorskip("matplotlib")
+    png = workdir / "curves.png"
+    assert digits_model[1].splitlines()[7] == f"learning curves written to {png}"
+    assert png_size(png) == (1000, 400)
+
+
+def test_interrupt_stops_after_the_epoch_and_still_saves(workdir):
+    path = workdir / "interrupted.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastmlp", "train", "--epochs", "1000000", "--save", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.split()[:1] == ["2"]:  # the table row of epoch 2
+                proc.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    match = re.search(r"interrupted: stopped after epoch (\d+) of 1000000", stdout)
+    assert match, stdout
+    assert int(match.group(1)) >= 2
+    assert f"saved {path}" in stdout
+    assert Model.load(path).layer_sizes == (64, 32, 10)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_epoch_rows_with_and_without_a_progress_bar(progress):
+    # With a bar on the terminal the rows go through tqdm.write, which lifts the bar first.
+    import io
+
+    from fastmlp.cli import _EpochPrinter
+
+    out = io.StringIO()
+    printer = _EpochPrinter(100, "val", out, progress=progress)
+    logs = {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 0.5,
+            "seconds": 0.25}
+    assert printer.on_epoch_end(1, logs) is False
+    head, row = out.getvalue().splitlines()
+    assert head.split() == ["epoch", "loss", "accuracy", "val_loss", "val_acc", "seconds",
+                            "samples/s"]
+    assert row.split() == ["1", "0.5000", "0.7500", "0.6250", "0.5000", "0.250", "400"]
+
+
+@pytest.mark.slow
+def test_fashion_mnist_end_to_end(workdir):
+    if not os.path.isdir(FASHION_DIR):
+        pytest.skip(f"Fashion-MNIST is not installed in {FASHION_DIR} "
+                    "(apt-get install dataset-fashion-mnist)")
+    path = workdir / "fashion.npz"
+    result = run("train", "--data", "fashion-mnist", "--epochs", "1", "--hidden", "32",
+                 "--save", path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("fastmlp: 60000 training and 10000 test samples")
+    assert float(result.stdout.splitlines()[-2].split()[2]) > 0.7
+    assert Model.load(path).layer_sizes == (784, 32, 10)
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def evaluated(digits_model, workdir):
+    """`fastmlp evaluate` on the digits model (with --confusion when matplotlib is there)."""
+    confusion = ["--confusion", workdir / "confusion.png"] if have_matplotlib() else []
+    result = run("evaluate", digits_model[0], *confusion)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_evaluate_reports_loss_accuracy_and_per_class_table(digits_model, evaluated):
+    lines = evaluated.splitlines()
+    model = Model.load(digits_model[0])
+    _, _, X_test, y_test = datasets.load_digits(seed=0)
+    expected = model.evaluate(X_test, y_test)
+    assert lines[0] == f"model {digits_model[0]}: layers [64, 32, 10], sigmoid, float32"
+    assert lines[1] == "data digits: 450 test samples"
+    assert lines[2] == f"loss {expected['loss']:.4f}  accuracy {expected['accuracy']:.4f}"
+    assert lines[3].split() == ["class", "precision", "recall", "support"]
+    table = [line.split() for line in lines[4:14]]
+    predicted = model.predict(X_test)
+    for k, (name, precision, recall, support) in enumerate(table):
+        assert int(name) == k
+        assert int(support) == np.sum(y_test == k)
+        assert float(recall) == pytest.approx(np.mean(predicted[y_test == k] == k), abs=1e-4)
+        if np.any(predicted == k):
+            assert float(precision) == pytest.approx(np.mean(y_test[predicted == k] == k),
+                                                     abs=1e-4)
+        else:
+            assert precision == "-"  # undefined: the class was never predicted
+
+
+def test_evaluate_confusion_picture(evaluated, workdir):
+    pytest.importorskip("matplotlib")
+    png = workdir / "confusion.png"
+    assert evaluated.splitlines()[14] == f"confusion matrix written to {png}"
+    assert png_size(png) == (600, 600)
+
+
+def test_evaluate_on_npz_with_string_labels(small_npz, workdir):
+    path = workdir / "small-model.npz"
+    result = run("train", "--data", small_npz, "--hidden", "4", "--epochs", "5", "--quiet",
+                 "--save", path)
+    assert result.returncode == 0, result.stderr
+    result = run("evaluate", path, "--data", small_npz)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines()[4:]]
+    assert rows == ["neg", "pos"]
+
+
+# -- predict -----------------------------------------------------------------------------------
+def write_input(kind, directory, X_test):
+    """Write samples as ``kind``; return (path, the array the model should see)."""
+    if kind == "npy":
+        path = directory / "samples.npy"
+        np.save(path, X_test)
+        return path, X_test
+    if kind == "csv":
+        path = directory / "samples.csv"
+        header = ",".join(f"pixel{i}" for i in range(X_test.shape[1]))
+        np.savetxt(path, X_test, fmt="%.9g", delimiter=",", header=header, comments="")
+        return path, np.loadtxt(path, delimiter=",", skiprows=1)
+    # IDX images (n, 8, 8) of uint8, flattened and scaled by 1/255 on reading
+    images = np.round(X_test * 255).astype(np.uint8).reshape(-1, 8, 8)
+    path = directory / "samples-idx3-ubyte.gz"
+    datasets.write_idx(path, images)
+    return path, images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+
+
+@pytest.mark.parametrize("kind,options", [
+    ("npy", []),                   # labels to stdout
+    ("csv", ["--proba"]),          # probabilities to stdout
+    ("idx", ["--proba", "-o"]),    # probabilities to a file
 ])
-def test_user_errors_exit_2_without_traceback(args, message):
-    result = run("train", *args)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_predict_round_trip(kind, options, digits_model, tmp_path):
+    path, _ = digits_model
+    model = Model.load(path)
+    _, _, X_test, _ = datasets.load_digits(seed=0)
+    samples, X_seen = write_input(kind, tmp_path, X_test[:60])
+    out = tmp_path / "out.csv"
+    result = run("predict", path, samples, *options, *([out] if "-o" in options else []))
+    assert result.returncode == 0, result.stderr
+    if "-o" in options:
+        assert result.stdout == ""
+        assert f"60 predictions written to {out}" in result.stderr
+        text = out.read_text()
+    else:
+        text = result.stdout
+    if "--proba" in options:
+        # float32 printed with 9 significant digits reads back as the same float32
+        proba = np.loadtxt(text.splitlines(), delimiter=",", dtype=np.float32)
+        np.testing.assert_array_equal(proba, model.predict_proba(X_seen))
+        np.testing.assert_array_equal(proba.argmax(axis=1), model.predict(X_seen))
+    else:
+        labels = np.array([int(line) for line in text.split()])
+        np.testing.assert_array_equal(labels, model.predict(X_seen))
 
 
-def test_help_has_examples():
-    result = run("train", "--help")
+# -- user errors -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bad_files(workdir, digits_model):
+    garbage = workdir / "garbage.bin"
+    garbage.write_bytes(b"\x01\x02\x03\x04 this is not IDX")
+    (workdir / "garbage.npz").write_bytes(b"PK\x03\x04 truncated zip")
+    np.save(workdir / "wrong-features.npy", np.zeros((3, 7), dtype=np.float32))
+    np.save(workdir / "one-d.npy", np.zeros(64, dtype=np.float32))
+    (workdir / "text.csv").write_text("a,b\nc,d\n")
+    (workdir / "empty.csv").write_text("")
+    np.savez(workdir / "wide.npz", X_train=np.zeros((4, 3)), y_train=[0, 1, 0, 1],
+             X_test=np.zeros((2, 3)), y_test=[0, 1])
+    return workdir
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--data", "nonexistent.npz"], "No such file or directory: 'nonexistent.npz'"),
+    (["train", "--data", "what"], "--data 'what'"),
+    (["train", "--data", "{dir}/garbage.npz"], "garbage.npz"),
+    (["train", "--data", "{dir}"], "lacks train-images-idx3-ubyte"),
+    (["train", "--epochs", "0"], "positive integer"),
+    (["train", "--threads", "100000"], "--threads 100000"),
+    (["train", "--save", "/nonexistent-dir/m.npz"], "does not exist"),
+    (["train", "--learning-rate", "1e38", "--epochs", "2"], "training diverged in epoch 1"),
+    (["evaluate", "missing.npz"], "No such file or directory: 'missing.npz'"),
+    (["evaluate", "{dir}/wide.npz"], "is not a fastmlp model file"),
+    (["evaluate", "{dir}/garbage.bin"], "is not a fastmlp model file"),
+    (["evaluate", "{dir}/digits.npz", "--data", "{dir}/wide.npz"], "takes 64 features"),
+    (["predict", "{dir}/digits.npz", "missing.npy"], "No such file or directory"),
+    (["predict", "{dir}/digits.npz", "{dir}/wrong-features.npy"], "has 7 features"),
+    (["predict", "{dir}/digits.npz", "{dir}/one-d.npy"], "must be 2-D"),
+    (["predict", "{dir}/digits.npz", "{dir}/garbage.bin"], "wrong IDX magic number"),
+    (["predict", "{dir}/digits.npz", "{dir}/text.csv"], "text.csv"),
+    (["predict", "{dir}/digits.npz", "{dir}/empty.csv"], "X is empty"),
+    (["predict", "{dir}/digits.npz", "{dir}/one-d.npy", "-o", "/nonexistent-dir/p.csv"],
+     "does not exist"),
+    ([], "required: COMMAND"),
+])
+def test_user_errors_exit_2_with_one_line(bad_files, args, message):
+    result = run(*(a.replace("{dir}", str(bad_files)) for a in args))
+    assert_user_error(result, message.replace("{dir}", str(bad_files)))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--hidden", "10", "x"], "argument --hidden: expected a positive integer"),
+    (["train", "--learning-rate", "-1"], "expected a positive number, got '-1'"),
+    (["train", "--momentum", "1.5"], "argument --momentum: expected a number in [0, 1)"),
+    (["train", "--l2", "nan"], "expected a number >= 0"),
+    (["train", "--validation-fraction", "1"], "between 0 and 1"),
+    (["train", "--activation", "softplus"], "invalid choice: 'softplus'"),
+    (["train", "--nonsense", "x"], "unrecognized arguments: --nonsense x"),
+    (["info", "extra"], "unrecognized arguments: extra"),
+    (["evaluate"], "required: MODEL"),
+    (["predict", "model.npz"], "required: INPUT"),
+    (["bench", "--threads", "0"], "argument --threads: expected a positive integer"),
+    (["bench", "--dtype", "float16"], "invalid choice: 'float16'"),
+])
+def test_option_errors(args, message, capsys):
+    # argparse's checks, in-process (the subprocess cases above show the same path end to end)
+    from fastmlp.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastmlp: error: "), err
+    assert message in err
+    assert f"(see 'fastmlp {args[0]} --help')" in err
+
+
+def test_thread_limits_reach_numba_and_blas_and_are_undone():
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from fastmlp.cli import thread_limits
+
+    before = numba.get_num_threads()
+    with thread_limits(1):
+        assert numba.get_num_threads() == 1
+        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+        assert blas and all(lib["num_threads"] == 1 for lib in blas)
+    assert numba.get_num_threads() == before
+    with thread_limits(None):
+        assert numba.get_num_threads() == before
+
+
+def test_missing_matplotlib_is_a_user_error(workdir):
+    # A None entry in sys.modules makes `import matplotlib` fail as if it were not installed.
+    code = ("import sys; sys.modules['matplotlib'] = None; from fastmlp.cli import main; "
+            f"sys.exit(main(['train', '--plot', {str(workdir / 'x.png')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert_user_error(result, 'pip install "fastmlp[plot]"')
+    assert result.stdout == ""  # refused before training, not after
+
+
+# -- bench and info ----------------------------------------------------------------------------
+def test_bench_prints_a_comparison_table():
+    result = run("bench", "--epochs", "1", "--hidden", "16", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "threads: 1" in lines
+    head = lines.index("implementation    s/epoch  test accuracy  speed-up")
+    rows = {line.split()[0]: line.split()[1:] for line in lines[head + 1:]
+            if not line.startswith("pytorch: not installed")}
+    assert {"fastmlp", "scikit-learn"} <= set(rows)
+    assert rows["fastmlp"][2] == "1.0x"
+    for seconds, accuracy, speed_up in rows.values():
+        assert float(seconds) > 0 and 0 <= float(accuracy) <= 1
+        assert speed_up.endswith("x")
+
+
+def test_info_reports_versions_threads_blas_and_cache():
+    result = run("info")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for name in ("fastmlp", "numpy", "numba", "scipy", "scikit-learn", "cpu count"):
+        assert re.search(rf"^{name}\s+\S", out, re.M), name
+    assert re.search(r"^numba threads \d+ of \d+, threading layer \w+", out, re.M)
+    assert re.search(r"^blas\s+\w+", out, re.M)
+    cache = re.search(r"^compile cache (.+) \(", out, re.M).group(1)
+    assert os.path.isabs(cache)
+
+
+# -- help --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command,options", [
+    ([], ["train", "evaluate", "predict", "bench", "info"]),
+    (["train"], ["--data", "--hidden", "--activation", "--optimizer", "--epochs",
+                 "--batch-size", "--learning-rate", "--momentum", "--l2",
+                 "--validation-fraction", "--early-stopping", "--seed", "--dtype", "--threads",
+                 "--save", "--plot", "--quiet"]),
+    (["evaluate"], ["MODEL", "--data", "--confusion", "--threads"]),
+    (["predict"], ["MODEL", "INPUT", "--proba", "--output", "--threads"]),
+    (["bench"], ["--data", "--hidden", "--epochs", "--batch-size", "--learning-rate",
+                 "--dtype", "--threads"]),
+    (["info"], []),
+])
+def test_help_is_complete_with_examples(command, options):
+    result = run(*command, "--help")
     assert result.returncode == 0
-    assert "examples:" in result.stdout and "--data" in result.stdout
+    assert "examples:" in result.stdout
+    assert f"  fastmlp {command[0] if command else 'train'}" in result.stdout
+    for option in options:
+        assert option in result.stdout, option
+
+
+# -- the documentation's examples --------------------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOC_PAGES = ["index.md", "quickstart.md", "model.md", "migrating.md", "cli.md"]
+
+
+def code_blocks(page, language):
+    return re.findall(rf"^```{language}\n(.*?)^```", (DOCS / page).read_text(), re.M | re.S)
+
+
+@pytest.mark.parametrize("page", [p for p in DOC_PAGES if code_blocks(p, "python")])
+def test_docs_python_examples_run(page, tmp_path, monkeypatch):
+    # The blocks of a page run in order in one namespace, as a reader would paste them.
+    if "fastmlp.plotting" in (DOCS / page).read_text():
+        pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    for i, block in enumerate(code_blocks(page, "python")):
+        exec(compile(block, f"{page}, python block {i + 1}", "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", [p for p in DOC_PAGES if code_blocks(p, "sh")])
+def test_docs_command_lines_parse(page):
+    from fastmlp.cli import build_parser
+
+    lines = [line for block in code_blocks(page, "sh") for line in block.splitlines()]
+    commands = [shlex.split(line, comments=True) for line in lines
+                if line.startswith("fastmlp ")]
+    assert commands, page
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv[1:])
+        except SystemExit as exc:
+            pytest.fail(f"{page}: `{' '.join(argv)}` does not parse (exit {exc.code})")

@@ -1,24 +1,87 @@
-"""The ``fastmlp`` command: train, evaluate and predict from a shell.
+"""The ``fastmlp`` command: train, evaluate, predict, bench and info from a shell.
 
-User errors (a missing file, a bad value) print one line to stderr and exit with status 2.
+User errors (a missing file, a bad value, a file that is not a model) print one line
+``fastmlp: error: ...`` to stderr and exit with status 2, never a traceback.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+import warnings
+import zipfile
 
 import numpy as np
 
 from fastmlp import datasets
-from fastmlp.model import DivergenceError, Model
+from fastmlp.model import DivergenceError, History, Model
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-_EPILOG_TRAIN = """examples:
-  fastmlp train                                  # digits, (32,) hidden, 30 epochs
-  fastmlp train --data fashion-mnist --hidden 100 --epochs 10 --save fashion.npz
+#: Default step sizes of the two optimizers.
+DEFAULT_LEARNING_RATE = {"sgd": 0.5, "adam": 0.001}
+
+_DATA_HELP = ("digits (default: scikit-learn's 8x8 digits, embedded), fashion-mnist, mnist "
+              "(the folder in $MNIST_DIR), a directory of the four MNIST-format IDX files, or "
+              "an .npz with X_train, y_train, X_test, y_test")
+
+_EPILOG_MAIN = """Each command has its own --help, with examples.
+
+examples:
+  fastmlp train --epochs 10 --save digits.npz
+  fastmlp evaluate digits.npz
+  fastmlp train --help
+"""
+
+_EPILOG_TRAIN = """The validation columns of the table come from the test set, or from a held-out
+part of the training set with --validation-fraction. Ctrl-C stops after the running epoch,
+keeps the weights of the last full epoch, still saves (--save) and plots (--plot), and exits
+with status 130.
+
+examples:
+  fastmlp train                                  # digits, one hidden layer of 32, 30 epochs
+  fastmlp train --data fashion-mnist --hidden 100 30 --epochs 10 --save fashion.npz
   fastmlp train --data mydata.npz --hidden 128 64 --optimizer adam --learning-rate 0.001
+  fastmlp train --validation-fraction 0.1 --early-stopping 5 --epochs 200 --plot curves.png
+"""
+
+_EPILOG_EVALUATE = """The model is evaluated on the test part of --data, with the labels numbered as
+`fastmlp train` numbered them on the same data (sorted distinct labels -> 0..K-1).
+
+examples:
+  fastmlp evaluate digits.npz
+  fastmlp evaluate fashion.npz --data fashion-mnist --confusion confusion.png
+"""
+
+_EPILOG_PREDICT = """INPUT is a .npy file (a 2-D array, used as is), a .csv file (numbers
+separated by commas, one sample per row, an optional header row; used as is) or any other
+file read as IDX (optionally gzip-compressed): IDX images of shape (n, rows, cols) are
+flattened, and uint8 ones scaled by 1/255 like the data loaders do. Labels are printed as
+class indices 0..K-1, one per line; --proba prints K comma-separated probabilities per line.
+
+examples:
+  fastmlp predict digits.npz samples.npy
+  fastmlp predict fashion.npz t10k-images-idx3-ubyte.gz -o labels.csv
+  fastmlp predict digits.npz samples.csv --proba -o proba.csv
+"""
+
+_EPILOG_BENCH = """Each implementation trains the same architecture (sigmoid hidden
+layers, softmax output, cross-entropy) with plain mini-batch SGD for the same epochs on the
+same data, once. fastmlp and PyTorch are warmed up first, so that loading compiled kernels
+and lazy initialisation are not timed. speed-up is the implementation's seconds per epoch
+divided by fastmlp's. scikit-learn runs MLPClassifier(activation='logistic', solver='sgd',
+momentum=0, alpha=0); PyTorch, when installed, an nn.Sequential of Linear and Sigmoid layers
+with torch.optim.SGD and as many threads as fastmlp.
+
+examples:
+  fastmlp bench
+  fastmlp bench --data fashion-mnist --hidden 100 30 --epochs 2 --threads 1
+"""
+
+_EPILOG_INFO = """examples:
+  fastmlp info
 """
 
 
@@ -26,6 +89,15 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the command's one-line form and exit status 2."""
+
+    def error(self, message):
+        """Print ``fastmlp: error: ...`` and a pointer to ``--help``; exit with status 2."""
+        self.exit(EXIT_USAGE, f"fastmlp: error: {message} (see '{self.prog} --help')\n")
+
+
+# -- argument types ----------------------------------------------------------------------------
 def _positive_int(text):
     try:
         value = int(text)
@@ -56,16 +128,47 @@ def _nonneg_float(text):
     return value
 
 
-def load_data(spec, seed=0):
+def _momentum(text):
+    value = _nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _os_error_text(exc):
+    """``No such file or directory: 'x'`` rather than ``[Errno 2] ...``."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename!r}"
+    return str(exc)
+
+
+# -- data and models ---------------------------------------------------------------------------
+def load_data(spec):
     """Return ``(X_train, y_train, X_test, y_test)`` for a ``--data`` value.
 
-    ``digits`` (scikit-learn's, embedded), ``fashion-mnist`` (installed IDX files), ``mnist``
-    (IDX files in ``$MNIST_DIR``), a directory of the four IDX files, or an ``.npz`` file with
-    ``X_train``, ``y_train``, ``X_test``, ``y_test``.
+    ``digits`` (scikit-learn's, embedded; always the same stratified 75/25 split, so that
+    ``train`` and ``evaluate`` see the same test set), ``fashion-mnist`` (installed IDX files),
+    ``mnist`` (IDX files in ``$MNIST_DIR``), a directory of the four IDX files, or an ``.npz``
+    file with ``X_train``, ``y_train``, ``X_test``, ``y_test``.
+
+    Raises
+    ------
+    UserError
+        Unknown value, missing or malformed files.
     """
     try:
         if spec == "digits":
-            return datasets.load_digits(seed=seed)
+            return datasets.load_digits(seed=0)
         if spec == "fashion-mnist":
             return datasets.load_fashion_mnist()
         if spec == "mnist":
@@ -78,130 +181,710 @@ def load_data(spec, seed=0):
             return datasets.load_mnist(spec)
         if spec.endswith(".npz"):
             return datasets.load_npz(spec)
-    except (OSError, ValueError) as exc:
-        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(_os_error_text(exc)) from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"--data {spec!r}: {exc}") from None
     raise UserError(f"--data {spec!r}: not 'digits', 'fashion-mnist', 'mnist', a directory of "
                     "IDX files, or an .npz file")
 
 
 def _labels(y_train, y_test):
-    """Map arbitrary labels to 0..K-1; returns (y_train, y_test, classes)."""
+    """Renumber the labels 0..K-1 in sorted order; return (y_train, y_test, classes)."""
     classes, y_all = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
     if len(classes) < 2:
         raise UserError("the data has a single class; a classifier needs at least two")
     return y_all[: len(y_train)], y_all[len(y_train):], classes
 
 
-class _EpochPrinter:
-    """Callback printing one table row per epoch."""
+def _load_model(path):
+    try:
+        return Model.load(path)
+    except OSError as exc:
+        raise UserError(_os_error_text(exc)) from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
-    def __init__(self, n_samples, has_validation, out):
+
+def _check_output_path(path, option):
+    """Fail before a long run, not after it, when an output file cannot be written there."""
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"{option} {path!r}: the directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"{option} {path!r} is a directory; give a file name")
+
+
+def _require_plotting(option, path):
+    if path is None:
+        return None
+    from fastmlp import plotting
+
+    try:
+        plotting.require_matplotlib()
+    except plotting.MatplotlibMissing as exc:
+        raise UserError(f"{option}: {exc}") from None
+    _check_output_path(path, option)
+    return plotting
+
+
+def check_threads(n_threads):
+    """Raise UserError when ``--threads`` asks for more than Numba's pool holds."""
+    if n_threads is None:
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if n_threads > most:
+        raise UserError(f"--threads {n_threads}: at most {most} here (Numba's pool size, "
+                        "NUMBA_NUM_THREADS)")
+
+
+@contextlib.contextmanager
+def thread_limits(n_threads):
+    """Limit Numba's pool to ``n_threads`` and BLAS (threadpoolctl) likewise, for the block.
+
+    ``None`` changes nothing.
+    """
+    if n_threads is None:
+        yield
+        return
+    import numba
+
+    # Numba's np.dot calls scipy's BLAS, loaded lazily: load it now so the limit reaches it.
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    check_threads(n_threads)
+    before = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+# -- train -------------------------------------------------------------------------------------
+class _EpochPrinter:
+    """Callback printing one table row per epoch.
+
+    With a progress bar on the terminal, rows go through ``tqdm.write``, which lifts the bar
+    while a row is written and redraws it below, instead of appending the row to the bar's line.
+    """
+
+    def __init__(self, n_samples, val_name, out, progress=False):
         self.n_samples = n_samples
-        self.has_validation = has_validation
         self.out = out
+        self.write = print
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.write = lambda text, file, flush: tqdm.write(text, file=file)
         head = f"{'epoch':>5}  {'loss':>8}  {'accuracy':>8}"
-        if has_validation:
-            head += f"  {'val_loss':>8}  {'val_acc':>8}"
+        head += f"  {val_name + '_loss':>9}  {val_name[:4] + '_acc':>9}"
         head += f"  {'seconds':>8}  {'samples/s':>10}"
         print(head, file=out, flush=True)
 
     def on_epoch_end(self, epoch, logs):
         row = f"{epoch:>5}  {logs['loss']:>8.4f}  {logs['accuracy']:>8.4f}"
-        if self.has_validation:
-            row += f"  {logs['val_loss']:>8.4f}  {logs['val_accuracy']:>8.4f}"
+        row += f"  {logs['val_loss']:>9.4f}  {logs['val_accuracy']:>9.4f}"
         rate = self.n_samples / logs["seconds"] if logs["seconds"] > 0 else float("inf")
         row += f"  {logs['seconds']:>8.3f}  {rate:>10.0f}"
-        print(row, file=self.out, flush=True)
+        self.write(row, file=self.out, flush=True)
         return False
 
 
-def cmd_train(args, out=sys.stdout):
+class EarlyStopping:
+    """Callback: stop when the validation loss has not improved for ``patience`` epochs.
+
+    Nothing is restored: the model keeps the weights of the last epoch trained.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without a new lowest ``val_loss`` before training stops.
+    """
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best = np.inf
+        self.best_epoch = 0
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs):
+        """Record ``logs["val_loss"]``; return True to stop."""
+        if logs["val_loss"] < self.best:
+            self.best, self.best_epoch = logs["val_loss"], epoch
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+
+def _split_validation(X, y, fraction, seed):
+    n = X.shape[0]
+    n_val = int(round(fraction * n))
+    if not 1 <= n_val < n:
+        raise UserError(f"--validation-fraction {fraction:g} of {n} training samples leaves "
+                        f"{n_val} for validation and {n - n_val} for training; both need >= 1")
+    order = np.random.default_rng(seed).permutation(n)
+    val, keep = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[keep], y[keep], X[val], y[val]
+
+
+def cmd_train(args, out=None):
     """Train a Model and report per-epoch progress and the final test accuracy."""
-    X_train, y_train, X_test, y_test = load_data(args.data, seed=args.seed or 0)
+    out = sys.stdout if out is None else out
+    check_threads(args.threads)
+    _check_output_path(args.save, "--save")
+    plotting = _require_plotting("--plot", args.plot)
+    X_train, y_train, X_test, y_test = load_data(args.data)
     y_train, y_test, classes = _labels(y_train, y_test)
+    if args.validation_fraction is not None:
+        X_train, y_train, X_val, y_val = _split_validation(X_train, y_train,
+                                                           args.validation_fraction, args.seed)
+        val_name = "val"
+        val_what = f"{X_val.shape[0]} held out from the training set"
+    else:
+        X_val, y_val = X_test, y_test
+        val_name = "test"
+        val_what = "the test set"
     sizes = [X_train.shape[1], *args.hidden, len(classes)]
-    learning_rate = args.learning_rate
-    if learning_rate is None:
-        learning_rate = 0.001 if args.optimizer == "adam" else 0.5
+    learning_rate = args.learning_rate or DEFAULT_LEARNING_RATE[args.optimizer]
     model = Model(sizes, hidden_activation=args.activation, dtype=args.dtype, seed=args.seed)
     if not args.quiet:
         print(f"fastmlp: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"layers {sizes}, {args.activation}, {args.optimizer} (learning rate "
-              f"{learning_rate:g}), batch {args.batch_size}, {args.dtype}", file=out)
-    callbacks = [] if args.quiet else [_EpochPrinter(X_train.shape[0], True, out)]
-    start = time.perf_counter()
+              f"{learning_rate:g}), batch {args.batch_size}, {args.dtype}; "
+              f"validation: {val_what}", file=out)
+    progress = not args.quiet and sys.stderr.isatty()
+    callbacks = [] if args.quiet else [_EpochPrinter(X_train.shape[0], val_name, out, progress)]
+    stopper = None
+    if args.early_stopping is not None:
+        stopper = EarlyStopping(args.early_stopping)
+        callbacks.append(stopper)
     interrupted = False
-    try:
-        model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=learning_rate, momentum=args.momentum, l2=args.l2,
-                  optimizer=args.optimizer, validation_data=(X_test, y_test), progress=False,
-                  callbacks=callbacks)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted: keeping the weights of epoch {model.history.epochs}", file=out)
-    except DivergenceError as exc:
-        raise UserError(str(exc)) from None
-    seconds = time.perf_counter() - start
-    result = model.evaluate(X_test, y_test)
-    trained = model.history.epochs * X_train.shape[0]
+    start = time.perf_counter()
+    with thread_limits(args.threads):
+        try:
+            model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=learning_rate, momentum=args.momentum, l2=args.l2,
+                      optimizer=args.optimizer, validation_data=(X_val, y_val),
+                      progress=progress, callbacks=callbacks)
+        except KeyboardInterrupt:
+            interrupted = True
+        except DivergenceError as exc:
+            raise UserError(str(exc)) from None
+        seconds = time.perf_counter() - start
+        result = model.evaluate(X_test, y_test)
+    history = model.history or History()  # None if interrupted before fit began
+    if interrupted:
+        print(f"interrupted: stopped after epoch {history.epochs} of {args.epochs}; keeping "
+              f"the weights of epoch {history.epochs}", file=out)
+    if stopper is not None and stopper.stopped_epoch is not None:
+        print(f"early stopping after epoch {stopper.stopped_epoch}: the {val_name} loss has "
+              f"not improved for {args.early_stopping} epochs (best "
+              f"{stopper.best:.4f} at epoch {stopper.best_epoch})", file=out)
+    train_seconds = sum(history.seconds)
+    rate = history.epochs * X_train.shape[0] / train_seconds if train_seconds > 0 else 0.0
     print(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
-          f"{seconds:.2f} s  {trained / seconds:.0f} samples/s", file=out)
+          f"{history.epochs} epoch{'' if history.epochs == 1 else 's'} in {seconds:.2f} s  "
+          f"{rate:.0f} samples/s", file=out)
     if args.save:
         try:
             model.save(args.save)
         except OSError as exc:
-            raise UserError(f"cannot save to {args.save!r}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot save to {args.save!r}: {_os_error_text(exc)}") from None
         print(f"saved {args.save}", file=out)
-    return 130 if interrupted else 0
+    if plotting is not None:
+        if history.epochs == 0:
+            print(f"no epoch completed: {args.plot} not written", file=out)
+        else:
+            try:
+                plotting.plot_history(history, args.plot, val_label=val_name,
+                                      title=f"{args.data}: layers {sizes}, {args.optimizer}")
+            except OSError as exc:
+                raise UserError(f"cannot write --plot {args.plot!r}: "
+                                f"{_os_error_text(exc)}") from None
+            print(f"learning curves written to {args.plot}", file=out)
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+def confusion_matrix(y_true, y_pred, n_classes):
+    """``matrix[i, j]``: the number of samples of class ``i`` predicted as ``j``."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def cmd_evaluate(args, out=None):
+    """Report loss, accuracy and per-class precision/recall of a saved model."""
+    out = sys.stdout if out is None else out
+    check_threads(args.threads)
+    plotting = _require_plotting("--confusion", args.confusion)
+    model = _load_model(args.model)
+    _, y_train, X_test, y_test = load_data(args.data)
+    _, y_test, classes = _labels(y_train, y_test)
+    n_inputs, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
+    if X_test.shape[1] != n_inputs:
+        raise UserError(f"the model takes {n_inputs} features but --data {args.data!r} has "
+                        f"{X_test.shape[1]}")
+    if len(classes) != n_classes:
+        raise UserError(f"the model has {n_classes} classes but --data {args.data!r} has "
+                        f"{len(classes)}")
+    with thread_limits(args.threads):
+        result = model.evaluate(X_test, y_test)
+        y_pred = model.predict(X_test)
+    matrix = confusion_matrix(y_test, y_pred, n_classes)
+    print(f"model {args.model}: layers {list(model.layer_sizes)}, {model.hidden_activation}, "
+          f"{model.dtype.name}", file=out)
+    print(f"data {args.data}: {X_test.shape[0]} test samples", file=out)
+    print(f"loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}", file=out)
+    width = max(5, *(len(str(c)) for c in classes))
+    print(f"{'class':>{width}}  {'precision':>9}  {'recall':>9}  {'support':>7}", file=out)
+    predicted, support = matrix.sum(axis=0), matrix.sum(axis=1)
+    for k, name in enumerate(classes):
+        precision = f"{matrix[k, k] / predicted[k]:.4f}" if predicted[k] else "-"
+        recall = f"{matrix[k, k] / support[k]:.4f}" if support[k] else "-"
+        print(f"{str(name):>{width}}  {precision:>9}  {recall:>9}  {support[k]:>7}", file=out)
+    if plotting is not None:
+        try:
+            plotting.plot_confusion_matrix(
+                matrix, args.confusion, labels=[str(c) for c in classes],
+                title=f"{args.data}: accuracy {result['accuracy']:.4f}")
+        except OSError as exc:
+            raise UserError(f"cannot write --confusion {args.confusion!r}: "
+                            f"{_os_error_text(exc)}") from None
+        print(f"confusion matrix written to {args.confusion}", file=out)
+    return 0
+
+
+# -- predict -----------------------------------------------------------------------------------
+def _read_csv(path):
+    with open(path) as f:
+        first = f.readline()
+    try:
+        [float(field) for field in first.split(",")]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty file: check_X says so, in one line
+        return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, dtype=np.float64)
+
+
+def read_samples(path):
+    """Read the samples to predict from a .npy, .csv or IDX file.
+
+    Raises
+    ------
+    UserError
+        A missing or malformed file.
+    """
+    name = os.fspath(path)
+    try:
+        if name.endswith(".npy"):
+            X = np.load(name, allow_pickle=False)
+        elif name.endswith(".csv"):
+            X = _read_csv(name)
+        else:
+            X = datasets.load_idx(name)
+            if X.ndim == 3:
+                images = X
+                X = images.reshape(images.shape[0], -1)
+                if images.dtype == np.uint8:
+                    X = X.astype(np.float32) / np.float32(255.0)
+    except OSError as exc:
+        raise UserError(_os_error_text(exc)) from None
+    except (ValueError, EOFError) as exc:
+        raise UserError(f"{name!r}: {exc}") from None
+    return X
+
+
+def _write_rows(rows, fmt, out):
+    for row in rows:
+        out.write(",".join(fmt % v for v in np.atleast_1d(row)) + "\n")
+
+
+def cmd_predict(args, out=None):
+    """Print (or write) predicted labels or probabilities for the samples in INPUT."""
+    out = sys.stdout if out is None else out
+    check_threads(args.threads)
+    _check_output_path(args.output, "-o")
+    model = _load_model(args.model)
+    X = read_samples(args.input)
+    try:
+        with thread_limits(args.threads):
+            proba = model.predict_proba(X)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{args.input!r}: {exc}") from None
+    if args.proba:
+        # Enough digits that the numbers read back equal the model's.
+        rows, fmt = proba, ("%.9g" if proba.dtype == np.float32 else "%.17g")
+    else:
+        rows, fmt = np.argmax(proba, axis=1), "%d"
+    if args.output is None:
+        _write_rows(rows, fmt, out)
+        return 0
+    try:
+        with open(args.output, "w") as f:
+            _write_rows(rows, fmt, f)
+    except OSError as exc:
+        raise UserError(f"cannot write -o {args.output!r}: {_os_error_text(exc)}") from None
+    print(f"{len(rows)} predictions written to {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- bench -------------------------------------------------------------------------------------
+def _bench_fastmlp(data, sizes, args):
+    X_train, y_train, X_test, y_test = data
+    fit = dict(batch_size=args.batch_size, learning_rate=args.learning_rate, progress=False)
+    # Warm up: load (or compile) the kernels for this dtype before the clock starts.
+    warm = Model(sizes, dtype=args.dtype, seed=args.seed)
+    warm.fit(X_train[: 2 * args.batch_size], y_train[: 2 * args.batch_size], epochs=1, **fit)
+    model = Model(sizes, dtype=args.dtype, seed=args.seed)
+    start = time.perf_counter()
+    model.fit(X_train, y_train, epochs=args.epochs, **fit)
+    seconds = time.perf_counter() - start
+    return seconds / args.epochs, model.evaluate(X_test, y_test)["accuracy"]
+
+
+def _bench_sklearn(data, sizes, args):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X_train, y_train, X_test, y_test = data
+    dtype = np.dtype(args.dtype)
+    X_train, X_test = X_train.astype(dtype, copy=False), X_test.astype(dtype, copy=False)
+    clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="logistic",
+                        solver="sgd", learning_rate_init=args.learning_rate,
+                        batch_size=args.batch_size, max_iter=args.epochs, tol=0,
+                        n_iter_no_change=args.epochs + 1, momentum=0, alpha=0,
+                        random_state=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        clf.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+    return seconds / clf.n_iter_, clf.score(X_test, y_test)
+
+
+def _bench_torch(torch, data, sizes, args, n_threads):
+    X_train, y_train, X_test, y_test = data
+    dtype = torch.float32 if args.dtype == "float32" else torch.float64
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(n_threads)
+
+    def network():
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.Sigmoid())
+        return torch.nn.Sequential(*layers).to(dtype)
+
+    def train(net, X, y, epochs, generator):
+        loss_fn = torch.nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(net.parameters(), lr=args.learning_rate)
+        n = X.shape[0]
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator)
+            for i in range(0, n, args.batch_size):
+                batch = order[i:i + args.batch_size]
+                optimizer.zero_grad()
+                loss = loss_fn(net(X[batch]), y[batch])
+                loss.backward()
+                optimizer.step()
+
+    X = torch.as_tensor(X_train).to(dtype)
+    y = torch.as_tensor(y_train, dtype=torch.long)
+    # Warm up (PyTorch initialises lazily on the first passes), as fastmlp is warmed up.
+    warm = 2 * args.batch_size
+    train(network(), X[:warm], y[:warm], 1, torch.Generator().manual_seed(args.seed))
+    net = network()
+    generator = torch.Generator().manual_seed(args.seed)
+    start = time.perf_counter()
+    train(net, X, y, args.epochs, generator)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        predicted = net(torch.as_tensor(X_test).to(dtype)).argmax(dim=1).numpy()
+    return seconds / args.epochs, float(np.mean(predicted == y_test))
+
+
+def cmd_bench(args, out=None):
+    """Time fastmlp, scikit-learn and (when installed) PyTorch on the same training run."""
+    out = sys.stdout if out is None else out
+    import numba
+    import sklearn.neural_network  # noqa: F401  (loaded before the thread limits apply)
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    check_threads(args.threads)
+    X_train, y_train, X_test, y_test = load_data(args.data)
+    y_train, y_test, classes = _labels(y_train, y_test)
+    data = (X_train, y_train, X_test, y_test)
+    sizes = [X_train.shape[1], *args.hidden, len(classes)]
+    print(f"bench: {args.data}, {X_train.shape[0]} training and {X_test.shape[0]} test "
+          f"samples, layers {sizes}, sigmoid, sgd (learning rate {args.learning_rate:g}), "
+          f"batch {args.batch_size}, {args.epochs} epochs, {args.dtype}", file=out)
+    rows = []
+    with thread_limits(args.threads):
+        n_threads = numba.get_num_threads()
+        print(f"threads: {n_threads}", file=out, flush=True)
+        rows.append(("fastmlp", *_bench_fastmlp(data, sizes, args)))
+        rows.append(("scikit-learn", *_bench_sklearn(data, sizes, args)))
+        if torch is not None:
+            rows.append(("pytorch", *_bench_torch(torch, data, sizes, args, n_threads)))
+    base = rows[0][1]
+    print(f"{'implementation':<14}  {'s/epoch':>9}  {'test accuracy':>13}  {'speed-up':>8}",
+          file=out)
+    for name, per_epoch, accuracy in rows:
+        speed_up = per_epoch / base if base > 0 else float("inf")
+        print(f"{name:<14}  {per_epoch:>9.4f}  {accuracy:>13.4f}  {speed_up:>7.1f}x", file=out)
+    if torch is None:
+        print("pytorch: not installed, left out", file=out)
+    return 0
+
+
+# -- info --------------------------------------------------------------------------------------
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _version(module_name):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module_name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _compile_cache_dir():
+    """Where Numba caches fastmlp's compiled kernels."""
+    import numba
+
+    from fastmlp._kernels import activations
+
+    for obj in vars(activations).values():
+        cache = getattr(obj, "_cache", None)
+        path = getattr(cache, "_cache_path", None)
+        if path:
+            return path
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    return os.path.join(os.path.dirname(activations.__file__), "__pycache__")
+
+
+def cmd_info(args, out=None):
+    """Print versions, CPU, threads, BLAS libraries and the compile cache directory."""
+    out = sys.stdout if out is None else out
+    import numba
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+    from threadpoolctl import threadpool_info
+
+    import fastmlp
+    from fastmlp import _config
+    from fastmlp._kernels.train import warm_up_parallel
+
+    try:
+        warm_up_parallel(np.zeros(2))  # the threading layer has a name once parallel code ran
+        layer = numba.threading_layer()
+    except (ValueError, RuntimeError):
+        layer = f"{numba.config.THREADING_LAYER} (configured; no parallel code could run)"
+    print(f"fastmlp       {fastmlp.__version__}", file=out)
+    for name in ("numpy", "numba", "scipy", "scikit-learn", "threadpoolctl", "matplotlib",
+                 "torch"):
+        print(f"{name:<13} {_version(name)}", file=out)
+    print(f"python        {sys.version.split()[0]} ({sys.executable})", file=out)
+    print(f"cpu           {_cpu_model()}", file=out)
+    print(f"cpu count     {os.cpu_count()}", file=out)
+    print(f"numba threads {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS}, "
+          f"threading layer {layer}", file=out)
+    for lib in threadpool_info():
+        path = lib["filepath"]
+        user = ("scipy's, called by Numba's np.dot" if f"{os.sep}scipy" in path
+                else "numpy's" if f"{os.sep}numpy" in path else "")
+        details = [lib["internal_api"] + (f" {lib['version']}" if lib.get("version") else ""),
+                   f"{lib['num_threads']} threads"]
+        if lib.get("threading_layer"):
+            details.append(f"{lib['threading_layer']} threading")
+        if user:
+            details.append(user)
+        print(f"{lib['user_api']:<13} {', '.join(details)}: {path}", file=out)
+    cache = _compile_cache_dir()
+    state = "on" if _config.CACHE else "off (FASTMLP_CACHE=0)"
+    print(f"compile cache {cache} ({state})", file=out)
+    fastmath = ",".join(sorted(_config.FASTMATH)) if _config.FASTMATH else "off"
+    print(f"fastmath      {fastmath}", file=out)
+    if _config.PARALLEL and layer != "workqueue":
+        parallel = (f"on: batches of >= {_config.PARALLEL_MIN_FLOPS} multiply-adds are split "
+                    "over Numba's threads, BLAS runs single-threaded inside kernels")
+    else:
+        parallel = ("off (FASTMLP_PARALLEL=0)" if not _config.PARALLEL
+                    else "off (the workqueue threading layer is too slow for it)")
+    print(f"parallel      {parallel}", file=out)
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------------------
+def _add_threads(parser):
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="use N threads: Numba's pool (numba.set_num_threads) and BLAS "
+                             "(threadpoolctl) (default: all, or NUMBA_NUM_THREADS)")
 
 
 def build_parser():
-    """The argument parser of the ``fastmlp`` command."""
-    parser = argparse.ArgumentParser(
-        prog="fastmlp",
-        description="Train fully-connected classifiers (sigmoid/softmax/cross-entropy) fast.",
+    """Build the argument parser of the ``fastmlp`` command."""
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="fastmlp", formatter_class=raw, epilog=_EPILOG_MAIN,
+        description="Train fully-connected classifiers (sigmoid hidden layers, softmax output,\n"
+                    "cross-entropy) fast on the CPU.",
     )
+    from fastmlp import __version__
+
+    parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
     train = sub.add_parser(
-        "train", help="train a model and report its test accuracy",
-        description="Train a Model on a data set; print a row per epoch and the test accuracy.",
-        epilog=_EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train", help="train a model and report its test accuracy", formatter_class=raw,
+        description="Train a Model on a data set; print a row per epoch, then the test\n"
+                    "accuracy, the time taken and the samples per second.",
+        epilog=_EPILOG_TRAIN,
     )
-    train.add_argument("--data", default="digits",
-                       help="digits (default, embedded), fashion-mnist, mnist, a directory of "
-                            "IDX files, or an .npz with X_train, y_train, X_test, y_test")
+    train.add_argument("--data", default="digits", help=_DATA_HELP)
     train.add_argument("--hidden", type=_positive_int, nargs="*", default=[32], metavar="N",
-                       help="hidden layer sizes (default: 32)")
+                       help="hidden layer sizes, e.g. --hidden 100 30 (default: 32; none "
+                            "for no hidden layer)")
     train.add_argument("--activation", default="sigmoid",
                        choices=["sigmoid", "tanh", "relu", "identity"],
                        help="hidden activation (default: sigmoid)")
-    train.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    train.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                       help="(default: sgd)")
     train.add_argument("--epochs", type=_positive_int, default=30, help="(default: 30)")
-    train.add_argument("--batch-size", type=_positive_int, default=32, help="(default: 32)")
-    train.add_argument("--learning-rate", type=_positive_float, default=None,
+    train.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                       help="(default: 32)")
+    train.add_argument("--learning-rate", type=_positive_float, default=None, metavar="ETA",
                        help="step size (default: 0.5 for sgd, 0.001 for adam)")
-    train.add_argument("--momentum", type=_nonneg_float, default=0.0, help="SGD momentum")
-    train.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty on weights")
-    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--momentum", type=_momentum, default=0.0,
+                       help="SGD momentum, below 1 (default: 0)")
+    train.add_argument("--l2", type=_nonneg_float, default=0.0,
+                       help="L2 penalty on the weights (default: 0)")
+    train.add_argument("--validation-fraction", type=_fraction, default=None, metavar="F",
+                       help="hold out this fraction of the training set (drawn with --seed) "
+                            "for the per-epoch validation columns, instead of the test set")
+    train.add_argument("--early-stopping", type=_positive_int, default=None, metavar="N",
+                       help="stop when the validation loss has not improved for N epochs")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seeds the initial weights, the shuffling and "
+                            "--validation-fraction (default: 0)")
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                       help="(default: float32)")
+    _add_threads(train)
     train.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
-    train.add_argument("--quiet", action="store_true", help="print only the final summary")
+    train.add_argument("--plot", metavar="PATH.png",
+                       help="write learning curves (loss and accuracy per epoch); needs "
+                            'matplotlib: pip install "fastmlp[plot]"')
+    train.add_argument("--quiet", action="store_true",
+                       help="print only the closing summary")
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="loss, accuracy and per-class precision/recall of a saved model",
+        formatter_class=raw, epilog=_EPILOG_EVALUATE,
+        description="Evaluate a saved model on the test part of a data set: loss, accuracy\n"
+                    "and a table of per-class precision and recall.",
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model file written by --save")
+    evaluate.add_argument("--data", default="digits", help=_DATA_HELP)
+    evaluate.add_argument("--confusion", metavar="PATH.png",
+                          help="write the confusion matrix as a picture; needs matplotlib")
+    _add_threads(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser(
+        "predict", help="predict labels or probabilities for new samples",
+        formatter_class=raw, epilog=_EPILOG_PREDICT,
+        description="Predict the class of each sample in INPUT with a saved model.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model file written by --save")
+    predict.add_argument("input", metavar="INPUT", help="samples: .npy, .csv or IDX file")
+    predict.add_argument("--proba", action="store_true",
+                         help="print class probabilities instead of labels")
+    predict.add_argument("-o", "--output", metavar="OUT.csv",
+                         help="write to this file (default: standard output)")
+    _add_threads(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    bench = sub.add_parser(
+        "bench", help="time fastmlp against scikit-learn (and PyTorch)",
+        formatter_class=raw, epilog=_EPILOG_BENCH,
+        description="Train the same sigmoid network with fastmlp, scikit-learn's\n"
+                    "MLPClassifier and PyTorch (when installed); print seconds per epoch,\n"
+                    "test accuracy and fastmlp's speed-up.",
+    )
+    bench.add_argument("--data", default="digits", help=_DATA_HELP)
+    bench.add_argument("--hidden", type=_positive_int, nargs="*", default=[32], metavar="N",
+                       help="hidden layer sizes (default: 32)")
+    bench.add_argument("--epochs", type=_positive_int, default=3, help="(default: 3)")
+    bench.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                       help="(default: 32)")
+    bench.add_argument("--learning-rate", type=_positive_float, default=0.5, metavar="ETA",
+                       help="SGD step size (default: 0.5)")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                       help="(default: float32)")
+    bench.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    _add_threads(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    info = sub.add_parser(
+        "info", help="versions, CPU, threads, BLAS and the compile cache",
+        formatter_class=raw, epilog=_EPILOG_INFO,
+        description="Print what fastmlp runs on: package versions, the CPU, Numba's threads\n"
+                    "and threading layer, the BLAS libraries and where compiled kernels are\n"
+                    "cached.",
+    )
+    info.set_defaults(func=cmd_info)
+    parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "bench": bench,
+                       "info": info}
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``fastmlp`` command; returns the exit status."""
+    from fastmlp.plotting import MatplotlibMissing
+
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "momentum", 0.0) >= 1:
-        parser.error("--momentum must be below 1")
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, which points at its --help
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except UserError as exc:
+    except (UserError, MatplotlibMissing) as exc:
         print(f"fastmlp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except KeyboardInterrupt:
+        print("fastmlp: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`fastmlp train | head`): stop quietly, as other tools do.
+        # Point stdout at /dev/null so that flushing it at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
