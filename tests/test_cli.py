@@ -244,6 +244,15 @@ def test_evaluate_on_npz_with_string_labels(small_npz, workdir):
     assert result.returncode == 0, result.stderr
     rows = [line.split()[0] for line in result.stdout.splitlines()[4:]]
     assert rows == ["neg", "pos"]
+    # predict answers in the data's own labels, which the model file keeps
+    with np.load(small_npz) as data:
+        X_test = data["X_test"]
+    np.save(workdir / "x.npy", X_test)
+    result = run("predict", path, workdir / "x.npy")
+    assert result.returncode == 0, result.stderr
+    model = Model.load(path)
+    assert model.classes.tolist() == ["neg", "pos"]
+    assert result.stdout.split() == model.classes[model.predict(X_test)].tolist()
 
 
 # -- predict -----------------------------------------------------------------------------------

@@ -348,3 +348,19 @@ def test_progress_segments_train_exactly_the_same_batches(digits, monkeypatch):
                             progress=True)
     assert np.array_equal(plain._theta, segmented._theta)
     np.testing.assert_allclose(history.loss, plain.history.loss, rtol=1e-12)
+
+
+def test_classes_are_kept_and_saved(tmp_path, rng):
+    X, y = small_data(rng)
+    model = Model([6, 4, 3], seed=0, classes=["cat", "dog", "eel"])
+    model.fit(X, y, epochs=1, batch_size=8, learning_rate=0.1, progress=False)
+    model.save(tmp_path / "m.npz")
+    loaded = Model.load(tmp_path / "m.npz")
+    assert loaded.classes.tolist() == ["cat", "dog", "eel"]
+    np.testing.assert_array_equal(loaded.classes[loaded.predict(X)],
+                                  model.classes[model.predict(X)])
+    assert Model([6, 3]).classes.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="3 outputs"):
+        Model([6, 3], classes=[1, 2])
+    with pytest.raises(ValueError, match="distinct"):
+        Model([6, 3], classes=[1, 1, 2])

@@ -354,7 +354,8 @@ def cmd_train(args, out=None):
         val_what = "the test set"
     sizes = [X_train.shape[1], *args.hidden, len(classes)]
     learning_rate = args.learning_rate or DEFAULT_LEARNING_RATE[args.optimizer]
-    model = Model(sizes, hidden_activation=args.activation, dtype=args.dtype, seed=args.seed)
+    model = Model(sizes, hidden_activation=args.activation, dtype=args.dtype, seed=args.seed,
+                  classes=classes)
     if not args.quiet:
         print(f"fastmlp: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"layers {sizes}, {args.activation}, {args.optimizer} (learning rate "
@@ -414,6 +415,23 @@ def cmd_train(args, out=None):
 
 
 # -- evaluate ----------------------------------------------------------------------------------
+def _class_indices(labels, classes, data_name):
+    """Map the data's labels to the model's output indices by the model's class names."""
+    order = np.argsort(classes, kind="stable")
+    sorted_classes = classes[order]
+    try:
+        pos = np.searchsorted(sorted_classes, labels)
+        pos = np.minimum(pos, len(classes) - 1)
+        known = sorted_classes[pos] == labels
+    except TypeError:  # labels and classes of types that do not compare (str and int)
+        known = np.zeros(len(labels), dtype=bool)
+    if not np.all(known):
+        unknown = np.unique(np.asarray(labels)[~known])[:5]
+        raise UserError(f"--data {data_name!r} has labels {', '.join(map(str, unknown))} that "
+                        f"are not among the model's classes {', '.join(map(str, classes))}")
+    return order[pos], classes
+
+
 def confusion_matrix(y_true, y_pred, n_classes):
     """``matrix[i, j]``: the number of samples of class ``i`` predicted as ``j``."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -427,15 +445,12 @@ def cmd_evaluate(args, out=None):
     check_threads(args.threads)
     plotting = _require_plotting("--confusion", args.confusion)
     model = _load_model(args.model)
-    _, y_train, X_test, y_test = load_data(args.data)
-    _, y_test, classes = _labels(y_train, y_test)
+    _, _, X_test, y_test = load_data(args.data)
     n_inputs, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
     if X_test.shape[1] != n_inputs:
         raise UserError(f"the model takes {n_inputs} features but --data {args.data!r} has "
                         f"{X_test.shape[1]}")
-    if len(classes) != n_classes:
-        raise UserError(f"the model has {n_classes} classes but --data {args.data!r} has "
-                        f"{len(classes)}")
+    y_test, classes = _class_indices(y_test, model.classes, args.data)
     with thread_limits(args.threads):
         result = model.evaluate(X_test, y_test)
         y_pred = model.predict(X_test)
@@ -526,7 +541,8 @@ def cmd_predict(args, out=None):
         # Enough digits that the numbers read back equal the model's.
         rows, fmt = proba, ("%.9g" if proba.dtype == np.float32 else "%.17g")
     else:
-        rows, fmt = np.argmax(proba, axis=1), "%d"
+        # the model's class names (saved with it by `fastmlp train`), as the data spelled them
+        rows, fmt = model.classes[np.argmax(proba, axis=1)], "%s"
     if args.output is None:
         _write_rows(rows, fmt, out)
         return 0

@@ -71,6 +71,10 @@ class Model:
         Dtype of the parameters and of every computation.
     seed : int or None
         Seeds the initial weights and the shuffling in :meth:`fit`.
+    classes : sequence, optional
+        Names of the ``n_classes`` outputs (ints, floats or strings), kept with the model and
+        saved with it; ``classes[model.predict(X)]`` gives the predictions as names. Labels
+        passed to :meth:`fit` are always the indices ``0..K-1``. Default: ``0..K-1``.
 
     Attributes
     ----------
@@ -97,8 +101,10 @@ class Model:
     (3,)
     """
 
-    def __init__(self, layer_sizes, *, hidden_activation="sigmoid", dtype="float32", seed=None):
+    def __init__(self, layer_sizes, *, hidden_activation="sigmoid", dtype="float32", seed=None,
+                 classes=None):
         sizes = _check_layer_sizes(layer_sizes)
+        self.classes = _check_classes(classes, sizes[-1])
         self._network = Network(sizes, hidden_code(hidden_activation), SOFTMAX,
                                 _config.as_dtype(dtype))
         self.hidden_activation = hidden_activation
@@ -317,7 +323,7 @@ class Model:
             "hidden_activation": self.hidden_activation,
             "output_activation": "softmax",
             "dtype": self.dtype.name,
-            "classes": list(range(self.layer_sizes[-1])),
+            "classes": self.classes.tolist(),
         }
         arrays = {"header": np.array(json.dumps(header))}
         for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -369,7 +375,12 @@ class Model:
             raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
         header = _read_header(arrays, what)
         sizes = header["layer_sizes"]
-        model = cls(sizes, hidden_activation=header["hidden_activation"], dtype=header["dtype"])
+        try:
+            classes = _check_classes(header.get("classes"), sizes[-1])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what}: header field 'classes': {exc}") from None
+        model = cls(sizes, hidden_activation=header["hidden_activation"], dtype=header["dtype"],
+                    classes=classes)
         for i, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
             for name, view in ((f"weights_{i}", W), (f"biases_{i}", b)):
                 arr = arrays.get(name)
@@ -410,6 +421,20 @@ def _read_header(arrays, what):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what}: {exc}") from None
     return header
+
+
+def _check_classes(classes, n_classes):
+    if classes is None:
+        return np.arange(n_classes)
+    arr = np.asarray(classes)
+    if arr.ndim != 1 or len(arr) != n_classes:
+        raise ValueError(f"classes must name the {n_classes} outputs, got {len(classes)!r} "
+                         f"entries" if arr.ndim == 1 else "classes must be a 1-D sequence")
+    if arr.dtype.kind not in "iufUb":
+        raise TypeError(f"classes must be ints, floats or strings, got dtype {arr.dtype}")
+    if len(np.unique(arr)) != len(arr):
+        raise ValueError("classes must be distinct")
+    return arr
 
 
 def _check_layer_sizes(layer_sizes):
