@@ -44,6 +44,10 @@ def blas_single_threaded():
     with _blas_lock:
         if _blas_users == 0:
             if _blas_controller is None:
+                # Load the BLAS that Numba's np.dot calls (SciPy's) before threadpoolctl looks
+                # for libraries: it is otherwise loaded only when a kernel first runs, and a
+                # controller made before would leave it unlimited.
+                import scipy.linalg.cython_blas  # noqa: F401
                 from threadpoolctl import ThreadpoolController
 
                 _blas_controller = ThreadpoolController()
