@@ -29,6 +29,18 @@ _blas_controller = None
 _blas_limit = None
 
 
+def _take_blas_control():
+    # threadpoolctl (>= 3.6) lets only the first Python thread that limits OpenBLAS change it
+    # again, and ignores the others silently; our lock already serialises the limit, so claim
+    # control for whichever thread holds it.
+    import threadpoolctl
+
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
 @contextlib.contextmanager
 def blas_single_threaded():
     """Hold BLAS to one thread while a kernel runs: Numba's pool is the one owner of threads.
@@ -51,6 +63,7 @@ def blas_single_threaded():
                 from threadpoolctl import ThreadpoolController
 
                 _blas_controller = ThreadpoolController()
+            _take_blas_control()
             _blas_limit = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
@@ -59,7 +72,9 @@ def blas_single_threaded():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
+                _take_blas_control()
                 _blas_limit.restore_original_limits()
+                _take_blas_control()
                 _blas_limit = None
 
 

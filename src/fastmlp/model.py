@@ -5,7 +5,6 @@ import os
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -371,7 +370,7 @@ class Model:
                 raise ValueError(f"{what}: it contains pickled objects, which are never "
                                  "loaded (they could run code)") from None
             raise ValueError(f"{what}: {exc}") from None
-        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - zipfile, zlib, lzma and numpy raise many types
             raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
         header = _read_header(arrays, what)
         sizes = header["layer_sizes"]
