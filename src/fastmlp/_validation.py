@@ -21,7 +21,10 @@ def check_X(X, dtype, n_features=None, name="X"):
     """
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         X = X.toarray()
-    arr = np.asarray(X)
+    try:
+        arr = np.asarray(X)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
                                    or arr.dtype == np.bool_):
         raise TypeError(
@@ -41,12 +44,20 @@ def check_X(X, dtype, n_features=None, name="X"):
         raise ValueError(
             f"{name} has {arr.shape[1]} features, but the model expects {n_features}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)  # no copy when it already is
+    original = arr
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in words
+        arr = np.ascontiguousarray(arr, dtype=dtype)  # no copy when it already is
     if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
+        where = f"row {bad[0]}, column {bad[1]}"
+        if np.isfinite(original[bad[0], bad[1]]):
+            raise ValueError(
+                f"{name} holds {original[bad[0], bad[1]]} at {where}, beyond the range of "
+                f"the model's {np.dtype(dtype).name} (largest {np.finfo(dtype).max:.3g}); "
+                "scale the data, or use a float64 model"
+            )
         raise ValueError(
-            f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
-            "remove or impute those values"
+            f"{name} contains NaN or infinity (first at {where}); remove or impute those values"
         )
     return arr
 
@@ -62,23 +73,30 @@ def check_targets(y, n_samples, n_classes, dtype, name="y"):
         Wrong length or shape, labels outside ``0..K-1`` or not integers, non-finite or negative
         entries, or rows that do not sum to 1.
     """
-    arr = np.asarray(y)
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be integer labels or numeric target rows, "
                         f"got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
     if arr.shape[:1] != (n_samples,):
         raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
                          f"{n_samples}; they must match")
     if arr.ndim == 1:
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             raise ValueError(f"{name} as 1-D must hold integer class labels 0..{n_classes - 1}")
-        labels = arr.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= n_classes:
+        # the range is checked before the cast, which would wrap or overflow huge values
+        low, high = arr.min(), arr.max()
+        if low < 0 or high >= n_classes:
             raise ValueError(
-                f"{name} holds labels from {labels.min()} to {labels.max()}, but the model has "
+                f"{name} holds labels from {low} to {high}, but the model has "
                 f"{n_classes} outputs: labels must be in 0..{n_classes - 1}"
             )
+        labels = arr.astype(np.int64)
         Y = np.zeros((n_samples, n_classes), dtype=dtype)
         Y[np.arange(n_samples), labels] = 1
         return Y
@@ -87,12 +105,13 @@ def check_targets(y, n_samples, n_classes, dtype, name="y"):
             f"{name} must be 1-D labels or 2-D target rows of shape ({n_samples}, {n_classes}); "
             f"got shape {arr.shape}"
         )
-    Y = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(Y).all():
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
-    if (Y < 0).any():
+    if (arr < 0).any():
         raise ValueError(f"{name} has negative entries: target rows must be probabilities")
-    sums = Y.sum(axis=1, dtype=np.float64)
+    with np.errstate(over="ignore"):  # a value beyond the dtype's range fails the sum check
+        Y = np.ascontiguousarray(arr, dtype=dtype)
+        sums = Y.sum(axis=1, dtype=np.float64)
     if not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
         i = int(np.argmax(np.abs(sums - 1)))
         raise ValueError(f"{name}'s rows must each sum to 1 (one-hot or soft targets); "

@@ -204,6 +204,11 @@ def _load_model(path):
         raise UserError(_os_error_text(exc)) from None
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    except (RuntimeError, MemoryError) as exc:
+        # a corrupt archive: zipfile's NotImplementedError ("compression method not
+        # supported") or "encrypted" RuntimeError, or an array header declaring terabytes
+        raise UserError(f"{path!r} is not a fastmlp model file: corrupt archive "
+                        f"({type(exc).__name__}: {exc})") from None
 
 
 def _check_output_path(path, option):
@@ -492,6 +497,35 @@ def _read_csv(path):
         return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, dtype=np.float64)
 
 
+def _read_npy(name):
+    """``np.load(name, allow_pickle=False)`` of a ``.npy`` file, whatever the file holds.
+
+    A corrupt header may declare terabytes (np.load would try to allocate them: MemoryError)
+    or fail to tokenize (tokenize.TokenError): both become a ValueError naming the problem.
+    """
+    with open(name, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version in ((1, 0), (2, 0)):
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+                declared = dtype.itemsize
+                for d in shape:
+                    declared *= int(d)
+                held = os.fstat(f.fileno()).st_size - f.tell()
+                if not dtype.hasobject and declared > held:
+                    raise ValueError(f"the header declares shape {shape} of {dtype} "
+                                     f"({declared} bytes) but the file holds {held}: "
+                                     "truncated or corrupt")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            raise
+        except Exception as exc:  # tokenize.TokenError, SyntaxError, ... from a bad header
+            raise ValueError(f"not a valid .npy file: {type(exc).__name__}: {exc}") from None
+
+
 def read_samples(path):
     """Read the samples to predict from a .npy, .csv or IDX file.
 
@@ -503,7 +537,7 @@ def read_samples(path):
     name = os.fspath(path)
     try:
         if name.endswith(".npy"):
-            X = np.load(name, allow_pickle=False)
+            X = _read_npy(name)
         elif name.endswith(".csv"):
             X = _read_csv(name)
         else:

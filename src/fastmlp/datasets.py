@@ -9,6 +9,7 @@ validate their input strictly: a malformed, truncated or corrupt file raises
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import struct
@@ -455,6 +456,77 @@ def load_digits(*, test_size=0.25, seed=0):
     )
 
 
+def _read_npz(name, keys):
+    """Return ``(names in the archive, {key: array})`` for the ``keys`` present in it.
+
+    Raises FileNotFoundError (and the other OSErrors of opening a file), or ValueError for
+    anything else: not an ``.npz``, pickled objects, a corrupt or truncated archive (zipfile,
+    zlib and NumPy raise many types for those), or an array whose header declares more data
+    than its archive member holds (rejected before anything that size is allocated).
+    """
+    # The file is opened here, not by np.load, which leaks its handle on a corrupt archive;
+    # opening it raises FileNotFoundError, PermissionError, ... as they are.
+    with open(name, "rb") as f:
+        try:
+            return _read_npz_file(f, keys)
+        except OSError as exc:
+            if exc.errno not in (None, errno.EINVAL):
+                raise  # the disk failed, not the format
+            # a seek to a corrupt offset (EINVAL) or a corrupt bz2 member (no errno)
+            raise ValueError(f"{name!r}: not a valid .npz file (corrupt or truncated): "
+                             f"{exc}") from None
+        except _NotNpz as exc:
+            raise ValueError(f"{name!r}: {exc}") from None
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ValueError(f"{name!r}: it contains pickled objects, which are never "
+                                 "loaded (they could run code)") from None
+            raise ValueError(f"{name!r}: not a valid .npz file: {exc}") from None
+        except Exception as exc:  # BadZipFile, NotImplementedError, zlib.error, EOFError, ...
+            raise ValueError(
+                f"{name!r}: not a valid .npz file (corrupt or truncated): "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _read_npz_file(f, keys):
+    npz = np.load(f, allow_pickle=False)
+    if not hasattr(npz, "files"):
+        raise _NotNpz("expected an .npz archive, got a single array")
+    with npz:
+        files = list(npz.files)
+        arrays = {}
+        for key in keys:
+            if key in files:
+                _check_npz_member(npz, key)
+                arrays[key] = npz[key]
+    return files, arrays
+
+
+class _NotNpz(Exception):
+    """A well-formed file that is not an .npz archive (reported as ValueError)."""
+
+
+def _check_npz_member(npz, key):
+    """Reject an array whose header declares more bytes than its archive member holds."""
+    member = key if key in npz.zip.namelist() else f"{key}.npy"
+    size = npz.zip.getinfo(member).file_size
+    with npz.zip.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return  # version 3.0 (utf-8 field names): np.load checks it
+    count = 1
+    for d in shape:
+        count *= int(d)  # Python int: no overflow
+    if count * dtype.itemsize > size:
+        raise _NotNpz(f"array {key} declares shape {shape} of {dtype} ({count * dtype.itemsize} "
+                      f"bytes) but the file holds only {size} bytes for it: corrupt or truncated")
+
+
 def load_npz(path):
     """Load a user's own train/test split from an ``.npz`` file.
 
@@ -483,21 +555,18 @@ def load_npz(path):
     ValueError
         If keys are missing (the message names them), if an ``X`` array is not 2-D or not
         numeric, if train and test have different numbers of features, if a ``y`` array
-        is not 1-D or its length differs from its ``X``, or if the file holds pickled
-        objects.
+        is not 1-D or its length differs from its ``X``, if the file holds pickled
+        objects, or if it is not an ``.npz`` archive or a corrupt or truncated one.
     """
     name = os.fspath(path)
     keys = ("X_train", "y_train", "X_test", "y_test")
-    with np.load(name, allow_pickle=False) as npz:
-        if not hasattr(npz, "files"):
-            raise ValueError(f"{name!r}: expected an .npz archive, got a single array")
-        missing = [k for k in keys if k not in npz.files]
-        if missing:
-            raise ValueError(
-                f"{name!r}: missing array(s) {', '.join(missing)}; the file must contain "
-                f"{', '.join(keys)} (found: {', '.join(npz.files) or 'none'})"
-            )
-        arrays = {k: npz[k] for k in keys}
+    files, arrays = _read_npz(name, keys)
+    missing = [k for k in keys if k not in files]
+    if missing:
+        raise ValueError(
+            f"{name!r}: missing array(s) {', '.join(missing)}; the file must contain "
+            f"{', '.join(keys)} (found: {', '.join(files) or 'none'})"
+        )
     out = []
     for split in ("train", "test"):
         X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]

@@ -314,6 +314,50 @@ class _StochasticOptimizer:
         return False
 
 
+class _Rollback:
+    """The estimator's state before a ``fit``/``partial_fit``, put back if the call raises.
+
+    A failed call (bad data or settings, a cost that stopped being finite) must not leave a
+    half-changed model: new ``classes_`` or ``n_features_in_`` with the old weights, or
+    weights moved by part of an epoch. Training rebinds the attributes, except the
+    parameters, the optimizer's state and the curves, which it updates in place; those are
+    copied (or, for the curves, their lengths noted). A ``RandomState`` passed as
+    ``random_state`` is put back too, so a retry draws what the failed call drew.
+    """
+
+    def __init__(self, est):
+        self.est = est
+        self.attrs = est.__dict__.copy()
+        self.arrays = []
+        theta = self.attrs.get("_theta")
+        if isinstance(theta, np.ndarray):
+            self.arrays.append((theta, theta.copy()))
+        self.optimizer = self.attrs.get("_optimizer")
+        self.optimizer_attrs = None
+        if isinstance(self.optimizer, _StochasticOptimizer):
+            self.optimizer_attrs = self.optimizer.__dict__.copy()
+            for a in (self.optimizer.state_1, self.optimizer.state_2, self.optimizer.step):
+                self.arrays.append((a, a.copy()))
+        self.curves = [(self.attrs[k], len(self.attrs[k]))
+                       for k in ("loss_curve_", "validation_scores_")
+                       if isinstance(self.attrs.get(k), list)]
+        rs = est.random_state
+        self.random_state = (rs, rs.get_state()) if isinstance(rs, np.random.RandomState) else None
+
+    def restore(self):
+        for arr, saved in self.arrays:
+            arr[...] = saved
+        for curve, n in self.curves:
+            del curve[n:]
+        if self.optimizer_attrs is not None:
+            self.optimizer.__dict__.clear()
+            self.optimizer.__dict__.update(self.optimizer_attrs)
+        if self.random_state is not None:
+            self.random_state[0].set_state(self.random_state[1])
+        self.est.__dict__.clear()
+        self.est.__dict__.update(self.attrs)
+
+
 # --------------------------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------------------------
@@ -438,6 +482,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     ``coefs_`` and ``intercepts_`` are views into one flat parameter vector, so writing into
     them changes the model (as in scikit-learn). Sparse (CSR or CSC) input is never densified
     as a whole: the compiled epoch makes one batch of rows dense at a time.
+
+    A ``fit`` or ``partial_fit`` that raises (bad data, or a cost that stopped being finite)
+    leaves the estimator as it was before the call, where scikit-learn may leave it half
+    changed (new ``classes_`` with the old weights, or non-finite weights). Ctrl-C during
+    'sgd' or 'adam' training warns and keeps the model trained so far, as scikit-learn does.
 
     References
     ----------
@@ -963,9 +1012,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
             Returns a trained MLP model.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad data or parameters, or training that stopped being finite. A call that
+            raises leaves the estimator exactly as it was before it (fitted or not).
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        rollback = _Rollback(self)
+        try:
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        except BaseException:
+            rollback.restore()
+            raise
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -998,15 +1058,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
             Trained MLP model.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad data (labels not in ``classes``, a different number of features, ...) or
+            training that stopped being finite. A call that raises leaves the estimator
+            exactly as it was before it: weights, optimizer state, ``classes_``, curves.
         """
         self._validate_params()
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        rollback = _Rollback(self)
+        try:
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        except BaseException:
+            rollback.restore()
+            raise
 
     # ---------------------------------------------------------------- prediction
 
