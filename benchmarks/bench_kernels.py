@@ -1,0 +1,195 @@
+"""The two engine thresholds of ``fastmlp._config``, measured.
+
+(a) ``BLAS_MIN_FLOPS``: ``fastmlp._kernels.linalg`` sends a product of ``m * k * n``
+    multiply-adds to BLAS (``np.dot`` inside ``@njit``) from that size on, and runs smaller
+    ones as compiled loops. Here both paths -- copies of linalg's loops and its ``np.dot``
+    calls, compiled with the package's ``jit`` options -- are timed on the products of small
+    networks and on a sweep of cubes, for the three products the engine uses (``A @ B`` in the
+    forward pass, ``A.T @ B`` in BP4, ``A @ B.T`` in BP2), BLAS on one thread as in the engine.
+    Each round calls the kernel ``calls`` times inside one compiled loop, so Python's call
+    overhead is not measured.
+(b) ``PARALLEL_MIN_FLOPS``: a batch of ``batch * sum(fan_in * fan_out)`` multiply-adds is split
+    over numba's threads from that size on. Here whole epochs of ``Trainer`` are timed with
+    the serial kernel and with the parallel one (all threads) at several batch and network
+    sizes.
+
+The terminal summary (``conftest.py``) and ``report.py`` turn the rows into the thresholds the
+numbers support.
+"""
+
+import functools
+
+import _benchlib as bl
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from fastmlp import _config
+from fastmlp._kernels._jit import jit
+
+
+# -- (a) compiled loops vs BLAS -----------------------------------------------------------------
+# The loops are those of fastmlp/_kernels/linalg.py without the size test; cache=False because
+# closures over a kernel (below) cannot be cached and these compile in well under a second.
+@jit(cache=False)
+def loop_nn(A, B, out):
+    m, k = A.shape
+    n = B.shape[1]
+    out[:] = 0
+    for i in range(m):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[i, j] += a * B[p, j]
+
+
+@jit(cache=False)
+def loop_tn(A, B, out):
+    m, k = A.shape
+    n = B.shape[1]
+    out[:] = 0
+    for i in range(m):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[p, j] += a * B[i, j]
+
+
+@jit(cache=False)
+def loop_nt(A, B, out):
+    m, n = A.shape
+    k = B.shape[0]
+    for i in range(m):
+        for p in range(k):
+            s = out.dtype.type(0)
+            for j in range(n):
+                s += A[i, j] * B[p, j]
+            out[i, p] = s
+
+
+@jit(cache=False)
+def blas_nn(A, B, out):
+    np.dot(A, B, out)
+
+
+@jit(cache=False)
+def blas_tn(A, B, out):
+    np.dot(A.T, B, out)
+
+
+@jit(cache=False)
+def blas_nt(A, B, out):
+    np.dot(A, B.T, out)
+
+
+def _repeat(kernel):
+    @jit(cache=False)
+    def repeat(A, B, out, calls):
+        for _ in range(calls):
+            kernel(A, B, out)
+
+    return repeat
+
+
+KERNELS = {
+    (op, impl): _repeat(globals()[f"{impl}_{op}"])
+    for op in ("nn", "tn", "nt") for impl in ("loop", "blas")
+}
+OP_NAMES = {"nn": "A @ B (forward)", "tn": "A.T @ B (BP4)", "nt": "A @ B.T (BP2)"}
+
+#: (m, k, n): the products of small networks, then cubes around the threshold.
+SHAPES = sorted(
+    {(32, 64, 32), (32, 32, 10), (200, 64, 32), (32, 100, 10), (200, 100, 10), (32, 784, 30),
+     (32, 784, 100)} | {(s, s, s) for s in (8, 16, 24, 32, 48, 64, 96)},
+    key=lambda s: (s[0] * s[1] * s[2], s),
+)
+
+
+def _operands(op, m, k, n, dtype):
+    """Arrays such that every op computes ``m * k * n`` multiply-adds."""
+    rng = np.random.default_rng(0)
+    r = lambda *shape: rng.random(shape).astype(dtype)  # noqa: E731
+    if op == "nn":
+        return r(m, k), r(k, n), np.empty((m, n), dtype)
+    if op == "tn":
+        return r(m, k), r(m, n), np.empty((k, n), dtype)
+    return r(m, n), r(k, n), np.empty((m, k), dtype)
+
+
+@pytest.mark.parametrize("impl", ["loop", "blas"])
+@pytest.mark.parametrize("op", ["nn", "tn", "nt"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matmul(benchmark, shape, dtype, op, impl):
+    m, k, n = shape
+    A, B, out = _operands(op, m, k, n, dtype)
+    macs = m * k * n
+    calls = max(1, min(200_000, round(2e7 / macs)))  # ~10-40 ms a round
+    repeat = KERNELS[op, impl]
+    benchmark.group = f"matmul {OP_NAMES[op]} {dtype}"
+    benchmark.extra_info.update(kind="matmul", impl=impl, op=op, dtype=dtype, m=m, k=k, n=n,
+                                macs=macs, calls=calls,
+                                blas_min_flops=_config.BLAS_MIN_FLOPS)
+    with threadpool_limits(1, user_api="blas"):  # the engine holds BLAS to one thread
+        repeat(A, B, out, 1)  # compile
+        bl.time_calls(benchmark, repeat, args=(A, B, out, calls), rounds=5)
+    ref = A @ B if op == "nn" else A.T @ B if op == "tn" else A @ B.T
+    np.testing.assert_allclose(out, ref, rtol=1e-4 if dtype == "float32" else 1e-10)
+
+
+# -- (b) serial vs parallel epoch -------------------------------------------------------------
+#: (layer sizes, batch size): batches from ~40 thousand to ~16 million multiply-adds.
+EPOCHS = [
+    ((64, 16, 10), 32), ((64, 16, 10), 128),
+    ((64, 32, 10), 32), ((64, 32, 10), 64), ((64, 32, 10), 128), ((64, 32, 10), 256),
+    ((784, 30, 10), 8), ((784, 30, 10), 32),
+    ((784, 100, 10), 16), ((784, 100, 10), 32), ((784, 100, 10), 200),
+]
+
+
+@functools.cache
+def _epoch_data(n_in, n_out, n_rows=60000):
+    """Random float32 inputs and one-hot targets, as many rows as Fashion-MNIST's training set."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n_rows, n_in), dtype=np.float32)
+    Y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, n_rows)]
+    return X, Y
+
+
+@pytest.mark.parametrize("impl", ["serial", "parallel"])
+@pytest.mark.parametrize("layer_sizes,batch_size", EPOCHS,
+                         ids=[f"{'-'.join(map(str, s))}-b{b}" for s, b in EPOCHS])
+def test_epoch_parallel(benchmark, monkeypatch, layer_sizes, batch_size, impl):
+    from fastmlp._engine import Trainer
+
+    if impl == "parallel" and bl.engine_parallel_width() < 2:
+        pytest.skip(f"the engine runs serially here ({bl.N_THREADS} numba threads, or no fast "
+                    "threading layer, or FASTMLP_PARALLEL=0)")
+    macs = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
+    # about 3 GFLOP per timed epoch, whole batches, 16 batches at least, 60000 rows at most
+    n_batches = max(16, min(60000 // batch_size, round(3e9 / (6 * macs) / batch_size)))
+    if benchmark.disabled:
+        n_batches = 16  # CI smoke run: the body once, quickly
+    n = n_batches * batch_size
+    X, Y = _epoch_data(layer_sizes[0], layer_sizes[-1])
+    model = bl.fastmlp_model(layer_sizes, "float32")
+    # force the engine's choice either way
+    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0 if impl == "parallel" else 1 << 62)
+    trainer = Trainer(model._network, batch_size, "sgd", learning_rate=0.1)
+    monkeypatch.undo()
+    lanes = bl.trainer_lanes(trainer)
+    assert (lanes > 1) == (impl == "parallel")
+    benchmark.group = "epoch: serial vs parallel kernel (float32, SGD)"
+    benchmark.extra_info.update(
+        kind="parallel", impl=impl, layer_sizes=list(layer_sizes), batch_size=batch_size,
+        n_samples=n, threads=bl.N_THREADS if lanes > 1 else 1, lanes=lanes,
+        macs_per_batch=batch_size * macs,
+        flops=bl.train_flops(layer_sizes, n), parallel_min_flops=_config.PARALLEL_MIN_FLOPS)
+    # rows drawn at random from all 60000, as a shuffled epoch gathers them (a sequential
+    # order, or a small X that fits in cache, flatters the serial kernel)
+    order = np.random.default_rng(1).permutation(X.shape[0])[:n]
+
+    def epoch():
+        trainer.epoch(model._theta, X, Y, order)
+
+    bl.time_calls(benchmark, epoch, rounds=bl.ROUNDS)

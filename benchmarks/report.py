@@ -1,0 +1,469 @@
+"""Turn a pytest-benchmark JSON file of this suite into markdown tables and a speed-up chart.
+
+Usage::
+
+    python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+    python benchmarks/report.py bench.json -o bench.md --png speedups.png
+
+Several JSON files may be given (e.g. one per ``bench_*.py`` file); their rows are joined.
+
+Tables: training (seconds per epoch of fastmlp at each thread count, scikit-learn and PyTorch,
+fastmlp's speed-up over each, its GFLOP/s and its share of the GEMM peak of the dtype),
+``predict_proba``, fresh-process start-up, the GEMM rows, and the two engine thresholds
+(compiled loops vs BLAS; serial vs parallel epoch) with the values the numbers support.
+
+Every time is the benchmark's ``--stat`` (default ``min``: the best round, the least disturbed
+by other load on the machine). ``conftest.py`` prints the same tables after a run.
+"""
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+IMPL_ORDER = ("fastmlp", "sklearn", "torch")
+
+
+@dataclass
+class Table:
+    """A titled table: ``headers``, ``rows`` (lists of str) and notes printed under it."""
+
+    title: str
+    headers: list
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+def load(path):
+    """Return ``(benchmarks, machine_info)`` from a ``--benchmark-json`` file."""
+    with open(path) as f:
+        data = json.load(f)
+    return data.get("benchmarks", []), data.get("machine_info", {})
+
+
+def _t(bench, stat):
+    return bench["stats"][stat]
+
+
+def _fmt_s(seconds):
+    if seconds is None:
+        return "-"
+    if seconds >= 100:
+        return f"{seconds:.0f}"
+    return f"{seconds:.3g}"
+
+
+def _fmt_x(ratio):
+    return "-" if ratio is None else f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"
+
+
+def _by_kind(benchmarks, kind):
+    return [b for b in benchmarks if b.get("extra_info", {}).get("kind") == kind]
+
+
+def gemm_peaks(benchmarks, stat="min"):
+    """GFLOP/s of the 2048^3 numpy product per dtype: ``{"float32": 61.2, ...}``.
+
+    The best over the thread counts measured (all threads, and one): on a quiet machine that is
+    the all-thread row; on a busy one a single thread can do better, and the peak is what the
+    machine showed it can reach.
+    """
+    peaks = {}
+    for b in _by_kind(benchmarks, "gemm"):
+        info = b["extra_info"]
+        if info.get("peak"):
+            gflops = info["flops"] / _t(b, stat) / 1e9
+            peaks[info["dtype"]] = max(peaks.get(info["dtype"], 0.0), gflops)
+    return peaks
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison tables (training and predict_proba)
+# ---------------------------------------------------------------------------------------------
+def comparisons(benchmarks, kind, stat="min"):
+    """Per workload: ``{"workload", "group", "dtype", "flops", "times": {(impl, threads): s},
+    "engine_lanes"}``, in the order the workloads first appear."""
+    out = {}
+    for b in _by_kind(benchmarks, kind):
+        info = b["extra_info"]
+        row = out.setdefault(info["workload"], {
+            "workload": info["workload"], "group": b["group"], "dtype": info["dtype"],
+            "flops": info["flops"], "times": {}, "engine_lanes": {}})
+        if info.get("kernel") == "serial":  # fastmlp with the serial kernel forced
+            row["serial"] = _t(b, stat)
+            continue
+        row["times"][info["impl"], info["threads"]] = _t(b, stat)
+        if "engine_lanes" in info:
+            row["engine_lanes"][info["threads"]] = info["engine_lanes"]
+    return list(out.values())
+
+
+def _fastmlp_threads(rows):
+    return sorted({t for r in rows for (impl, t) in r["times"] if impl == "fastmlp"})
+
+
+def speedups(row):
+    """fastmlp's (at its highest thread count) speed-up over sklearn and torch, or None."""
+    fm = [(t, s) for (impl, t), s in row["times"].items() if impl == "fastmlp"]
+    if not fm:
+        return None, None, None
+    t_fm = max(fm)[1]
+    other = {impl: s for (impl, _), s in row["times"].items() if impl != "fastmlp"}
+    ratio = {impl: (other[impl] / t_fm if impl in other else None) for impl in ("sklearn",
+                                                                                 "torch")}
+    return t_fm, ratio["sklearn"], ratio["torch"]
+
+
+def comparison_table(benchmarks, kind, stat="min"):
+    rows = comparisons(benchmarks, kind, stat)
+    if not rows:
+        return None
+    unit = "s/epoch" if kind == "train" else "s/call"
+    threads = _fastmlp_threads(rows)
+    peaks = gemm_peaks(benchmarks, stat)
+    others = sorted({impl for r in rows for (impl, _) in r["times"] if impl != "fastmlp"},
+                    key=IMPL_ORDER.index)
+    serial = any("serial" in r for r in rows)
+    headers = (["workload"] + [f"fastmlp {t}T {unit}" for t in threads]
+               + (["fastmlp serial kernel"] if serial else [])
+               + [f"{impl} {unit}" for impl in others]
+               + [f"vs {impl}" for impl in others] + ["fastmlp GFLOP/s", "% GEMM peak"])
+    if kind == "train":
+        headers.insert(1 + len(threads) + serial, "engine lanes")
+    table = Table(
+        title=("Training: one epoch" if kind == "train" else "predict_proba, 10000 rows"),
+        headers=headers)
+    for r in rows:
+        t_fm, *_ = speedups(r)
+        cells = [r["workload"]]
+        cells += [_fmt_s(r["times"].get(("fastmlp", t))) for t in threads]
+        if serial:
+            cells.append(_fmt_s(r.get("serial")))
+        if kind == "train":
+            top = max(r["engine_lanes"], default=None)
+            cells.append(str(r["engine_lanes"].get(top, "-")))
+        other_t = {impl: s for (impl, _), s in r["times"].items() if impl != "fastmlp"}
+        cells += [_fmt_s(other_t.get(impl)) for impl in others]
+        cells += [_fmt_x(other_t[impl] / t_fm if (impl in other_t and t_fm) else None)
+                  for impl in others]
+        if t_fm:
+            gflops = r["flops"] / t_fm / 1e9
+            peak = peaks.get(r["dtype"])
+            cells += [f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%" if peak else "-"]
+        else:
+            cells += ["-", "-"]
+        table.rows.append(cells)
+    top = threads[-1] if threads else None
+    table.notes.append(
+        f"Times are each row's {stat} over its rounds. 'vs X' = X's time / fastmlp's at {top} "
+        f"threads (the default: all of numba's threads). GFLOP/s counts "
+        + ("N * (6 * sum(n_in * n_out) - 2 * n_0 * n_1) per epoch"
+           if kind == "train" else "2 * N * sum(n_in * n_out)")
+        + "; % GEMM peak divides it by the 2048^3 numpy product of the dtype"
+        + (" (" + ", ".join(f"{d}: {p:.1f} GFLOP/s" for d, p in sorted(peaks.items())) + ")."
+           if peaks else " (no GEMM rows in this run)."))
+    if serial:
+        table.notes.append("'fastmlp serial kernel': one thread, the serial kernel forced "
+                           "(PARALLEL_MIN_FLOPS ignored); the nT columns run whichever kernel "
+                           "the engine chose, under numba.set_num_threads(n).")
+    if kind == "train":
+        table.notes.append("'engine lanes': the row slices the engine split each batch into "
+                           "(1 = the serial kernel; PARALLEL_MIN_FLOPS decides), each run on "
+                           "one of numba's threads.")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up and GEMM
+# ---------------------------------------------------------------------------------------------
+def startup_table(benchmarks, stat="min"):
+    rows = _by_kind(benchmarks, "startup")
+    if not rows:
+        return None
+    table = Table("Fresh process: python -c 'import fastmlp; Model.load; fit 1 epoch (digits)'",
+                  ["numba cache", "process s", "import fastmlp s", "load s", "first fit s"])
+    for b in sorted(rows, key=lambda b: b["extra_info"]["cache"]):
+        i = b["extra_info"]
+        table.rows.append([i["cache"], _fmt_s(_t(b, stat))] +
+                          [_fmt_s(i.get(k)) for k in ("import_s", "load_s", "fit_s")])
+    table.notes.append("'process s' is the whole child process (interpreter start-up "
+                       "included, the round's " + stat + "); the other columns are the child's "
+                       "own timings from its last round.")
+    return table
+
+
+def gemm_table(benchmarks, stat="min"):
+    rows = _by_kind(benchmarks, "gemm")
+    if not rows:
+        return None
+    table = Table("numpy BLAS matrix products (the limit)",
+                  ["dtype", "m x k x n", "threads", "GFLOP/s"])
+    for b in sorted(rows, key=lambda b: (b["extra_info"]["dtype"],
+                                         b["extra_info"]["flops"], b["extra_info"]["threads"])):
+        i = b["extra_info"]
+        table.rows.append([i["dtype"], f"{i['m']} x {i['k']} x {i['n']}", str(i["threads"]),
+                           f"{i['flops'] / _t(b, stat) / 1e9:.1f}"])
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds
+# ---------------------------------------------------------------------------------------------
+def best_threshold(cases):
+    """The size threshold that loses least over ``cases``.
+
+    ``cases`` holds ``(size, t_below, t_above)``: the time of each case with the path used
+    below the threshold (loops, serial) and the one used from it on (BLAS, parallel).
+    Returns ``(threshold, loss)`` where ``loss`` is the mean of ``chosen time / best time``
+    over the cases (1.0 = always the faster path); candidates are the sizes themselves.
+    """
+    if not cases:
+        return None, None
+    sizes = sorted({c[0] for c in cases}) + [math.inf]
+    best = None
+    for threshold in sizes:
+        ratios = [(hi if size >= threshold else lo) / min(lo, hi) for size, lo, hi in cases]
+        loss = sum(ratios) / len(ratios)
+        if best is None or loss < best[1] - 1e-12:
+            best = (threshold, loss)
+    return best
+
+
+def crossover(cases):
+    """Smallest size from which the 'above' path wins in every case (inf if never)."""
+    wins_from = math.inf
+    for size, lo, hi in sorted(cases, reverse=True):
+        if hi < lo:
+            wins_from = size
+        else:
+            break
+    return wins_from
+
+
+def _pow2(x):
+    if x is None or math.isinf(x):
+        return "-"
+    return f"2^{round(math.log2(x))}" if x > 0 else "0"
+
+
+def matmul_tables(benchmarks, stat="min"):
+    rows = _by_kind(benchmarks, "matmul")
+    if not rows:
+        return []
+    cells = defaultdict(dict)
+    for b in rows:
+        i = b["extra_info"]
+        cells[i["dtype"], i["op"], i["m"], i["k"], i["n"]][i["impl"]] = (
+            _t(b, stat) / i["calls"])
+    table = Table("BLAS_MIN_FLOPS: compiled loop vs BLAS (1 thread), per product",
+                  ["dtype", "product", "m x k x n", "multiply-adds", "loop us", "BLAS us",
+                   "loop / BLAS"])
+    cases = defaultdict(list)
+    for (dtype, op, m, k, n), t in sorted(cells.items(),
+                                          key=lambda kv: (kv[0][0], kv[0][1],
+                                                          kv[0][2] * kv[0][3] * kv[0][4])):
+        if {"loop", "blas"} <= set(t):
+            macs = m * k * n
+            cases[dtype, op].append((macs, t["loop"], t["blas"]))
+            cases["all", "all"].append((macs, t["loop"], t["blas"]))
+            table.rows.append([dtype, {"nn": "A @ B", "tn": "A.T @ B", "nt": "A @ B.T"}[op],
+                               f"{m} x {k} x {n}", str(macs), f"{1e6 * t['loop']:.2f}",
+                               f"{1e6 * t['blas']:.2f}", f"{t['loop'] / t['blas']:.2f}"])
+    summary = Table("BLAS_MIN_FLOPS: what the numbers say",
+                    ["dtype", "product", "BLAS wins from (every larger case)",
+                     "best threshold", "mean time / best at it"])
+    for (dtype, op), cs in sorted(cases.items(), key=lambda kv: kv[0] == ("all", "all")):
+        threshold, loss = best_threshold(cs)
+        cross = crossover(cs)
+        summary.rows.append([dtype, op, "never" if math.isinf(cross) else
+                             f"{cross} ({_pow2(cross)})",
+                             "never" if math.isinf(threshold) else
+                             f"{threshold} ({_pow2(threshold)})", f"{loss:.3f}"])
+    current = rows[0]["extra_info"].get("blas_min_flops")
+    summary.notes.append(
+        f"Current fastmlp._config.BLAS_MIN_FLOPS = {current} ({_pow2(current)}). 'best "
+        "threshold' minimises the mean over the cases of (time with the threshold) / (time of "
+        "the faster path); the 'all' row is the single value for every product and dtype.")
+    return [table, summary]
+
+
+def parallel_tables(benchmarks, stat="min"):
+    rows = _by_kind(benchmarks, "parallel")
+    if not rows:
+        return []
+    cells = defaultdict(dict)
+    threads = {}
+    for b in rows:
+        i = b["extra_info"]
+        key = (tuple(i["layer_sizes"]), i["batch_size"], i["macs_per_batch"], i["n_samples"])
+        cells[key][i["impl"]] = _t(b, stat)
+        if i["impl"] == "parallel":
+            threads[key] = i["threads"]
+    table = Table("PARALLEL_MIN_FLOPS: serial vs parallel epoch (float32, SGD)",
+                  ["network", "batch", "multiply-adds / batch", "rows", "serial s",
+                   "parallel s", "threads", "serial / parallel"])
+    cases = []
+    for key in sorted(cells, key=lambda k: k[2]):
+        t = cells[key]
+        sizes, batch, macs, n = key
+        speed = (f"{t['serial'] / t['parallel']:.2f}" if {"serial", "parallel"} <= set(t)
+                 else "-")
+        if {"serial", "parallel"} <= set(t):
+            cases.append((macs, t["serial"], t["parallel"]))
+        table.rows.append(["-".join(map(str, sizes)), str(batch), str(macs), str(n),
+                           _fmt_s(t.get("serial")), _fmt_s(t.get("parallel")),
+                           str(threads.get(key, "-")), speed])
+    threshold, loss = best_threshold(cases)
+    cross = crossover(cases)
+    current = rows[0]["extra_info"].get("parallel_min_flops")
+    if cases:
+        wins = ("never wins in every larger case" if math.isinf(cross) else
+                f"wins in every case from {cross} multiply-adds per batch ({_pow2(cross)}) on")
+        best = ("never parallel" if math.isinf(threshold) else
+                f"{threshold} ({_pow2(threshold)})")
+        table.notes.append(
+            f"The parallel kernel {wins}; the threshold losing least is {best}, mean time / "
+            f"best {loss:.3f}. Current fastmlp._config.PARALLEL_MIN_FLOPS = {current} "
+            f"({_pow2(current)}).")
+    else:
+        table.notes.append("No parallel rows (one thread, or no fast threading layer).")
+    return [table]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+def build_tables(benchmarks, stat="min", brief=False):
+    """Every table the rows allow, in report order (``brief``: without the per-product one)."""
+    tables = [comparison_table(benchmarks, "train", stat),
+              comparison_table(benchmarks, "predict", stat),
+              startup_table(benchmarks, stat), gemm_table(benchmarks, stat)]
+    matmul = matmul_tables(benchmarks, stat)
+    tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)
+    return [t for t in tables if t is not None]
+
+
+def to_markdown(tables):
+    out = []
+    for t in tables:
+        out += [f"### {t.title}", "", "| " + " | ".join(t.headers) + " |",
+                "|" + "|".join("---" if i == 0 else "--:" for i in range(len(t.headers))) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in t.rows]
+        out += [""] + [f"{n}" for n in t.notes] + ([""] if t.notes else [])
+    return "\n".join(out)
+
+
+def _line(cells, widths):
+    return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                     for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
+
+
+def to_text(tables):
+    out = []
+    for t in tables:
+        widths = [max(len(str(x)) for x in col) for col in zip(t.headers, *t.rows,
+                                                               strict=False)]
+        out += ["", t.title, _line(t.headers, widths), "-" * len(_line(t.headers, widths))]
+        out += [_line(r, widths) for r in t.rows]
+        out += [f"  {n}" for n in t.notes]
+    return "\n".join(out)
+
+
+def speedup_chart(benchmarks, path, stat="min"):
+    """Write a PNG bar chart of fastmlp's speed-up over scikit-learn and PyTorch (log scale).
+
+    Returns False (writing nothing) when there is nothing to compare.
+    """
+    rows = [r for kind in ("train", "predict") for r in comparisons(benchmarks, kind, stat)]
+    data = []
+    for r in rows:
+        _, vs_sk, vs_torch = speedups(r)
+        if vs_sk is not None or vs_torch is not None:
+            label = ("train " if r["group"].startswith("train") else "") + r["workload"]
+            data.append((label, vs_sk, vs_torch))
+    if not data:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(data) + 1.5))
+    ys = range(len(data))
+    h = 0.4
+    for offset, idx, label, color in ((-h / 2, 1, "vs scikit-learn", "#4c72b0"),
+                                      (h / 2, 2, "vs PyTorch", "#dd8452")):
+        vals = [d[idx] if d[idx] is not None else 1.0 for d in data]
+        # bars grow from 1 (as fast) to the ratio, leftwards when fastmlp is slower
+        bars = ax.barh([y + offset for y in ys], [v - 1 for v in vals], left=1, height=h,
+                       label=label, color=color)
+        for bar, v, d in zip(bars, vals, data, strict=False):
+            if d[idx] is not None:
+                ax.text(v, bar.get_y() + bar.get_height() / 2, f" {v:.2g}x " if v < 10 else
+                        f" {v:.0f}x ", va="center", ha="left" if v >= 1 else "right",
+                        fontsize=7)
+    ax.axvline(1, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    known = [v for d in data for v in d[1:] if v is not None]
+    lo, hi = min(known + [1.0]) / 1.6, max(known + [1.0]) * 1.6
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if lo <= t <= hi]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels([d[0] for d in data], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"speed-up of fastmlp (other's time / fastmlp's, {stat} of rounds)")
+    ax.set_title("fastmlp vs scikit-learn and PyTorch (CPU)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def machine_line(machine_info):
+    if not machine_info:
+        return ""
+    cpu = machine_info.get("cpu", {})
+    return (f"Machine: {cpu.get('brand_raw', machine_info.get('processor', '?'))}, "
+            f"{cpu.get('count', '?')} logical CPUs; Python "
+            f"{machine_info.get('python_version', '?')}.")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", nargs="+",
+                        help="files written by pytest --benchmark-json (their rows are joined)")
+    parser.add_argument("-o", "--output", help="markdown file to write (default: stdout)")
+    parser.add_argument("--png", help="also write a bar chart of the speed-ups here")
+    parser.add_argument("--stat", default="min", choices=["min", "median", "mean", "max"])
+    parser.add_argument("--brief", action="store_true",
+                        help="leave out the per-product loop-vs-BLAS table")
+    args = parser.parse_args(argv)
+    benchmarks, machine = [], {}
+    for path in args.json:
+        rows, info = load(path)
+        benchmarks += rows
+        machine = machine or info
+    text = to_markdown(build_tables(benchmarks, args.stat, args.brief))
+    header = machine_line(machine)
+    text = (header + "\n\n" if header else "") + text + "\n"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.png and not speedup_chart(benchmarks, args.png, args.stat):
+        print("report: no rows to chart (no sklearn/torch comparisons)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
