@@ -25,12 +25,14 @@ FASTMATH = (
     else False
 )
 
-# Numba's OpenMP threads meet at a barrier several times per batch. With OpenMP's default
-# policy the waiting thread spins; when another process holds a core, the spinning starves the
-# thread it waits for. Measured (Fashion-MNIST batch 32, one busy process beside): 10.4 s per
-# epoch spinning against 0.39 s passive (and 0.85 s serial). Set before Numba's OpenMP runtime
-# starts (it reads the variable once); a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# Numba's OpenMP threads meet at a barrier twice per batch. A waiting thread that spins long
+# starves the thread it waits for when another process holds a core; one that sleeps at once
+# pays a wake-up every batch. A short spin serves both (Fashion-MNIST epoch, batch 32, 2 cores,
+# benchmarks/README.md): quiet 0.18 s (GNU default 0.18, passive 0.37), one busy process beside
+# 0.39 s (default 0.76, passive 0.38). GNU libgomp reads it once, when Numba's OpenMP runtime
+# starts, so it is set here, at import; a wait policy or spin count the user chose is kept.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 #: Matrix products of at least this many multiply-adds (m * k * n) go to BLAS; smaller ones run
 #: as compiled loops, which skip BLAS's fixed cost per call. ``benchmarks/bench_kernels.py``
@@ -41,7 +43,7 @@ BLAS_MIN_FLOPS = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", 1 << 12))
 
 #: Use the parallel kernels (Numba's thread pool over the rows of each batch) when more than one
 #: thread is available and the batch is big enough to pay for it (``PARALLEL_MIN_FLOPS``).
-#: ``FASTMLP_PARALLEL=0`` forces the serial kernels (BLAS then keeps its own threads).
+#: ``FASTMLP_PARALLEL=0`` forces the serial kernels (one thread: BLAS is always held to one).
 PARALLEL = os.environ.get("FASTMLP_PARALLEL", "1") != "0"
 
 #: Multiply-adds per batch (``batch_size * sum(fan_in * fan_out)``) from which splitting a batch
