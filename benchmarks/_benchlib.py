@@ -56,6 +56,10 @@ ROUNDS = int(os.environ.get("FASTMLP_BENCH_ROUNDS", "3"))
 #: its warm-up) to take longer gets fewer rounds, at least one. Keeps the slowest rows
 #: (scikit-learn and PyTorch at batch 32) from making the suite long. FASTMLP_BENCH_BUDGET_S.
 ROUND_BUDGET_S = float(os.environ.get("FASTMLP_BENCH_BUDGET_S", "8"))
+#: Rows whose epoch is estimated under FAST_EPOCH_S seconds get up to FAST_MAX_ROUNDS rounds
+#: (about a second of them): a short epoch is the most easily disturbed by other work.
+FAST_EPOCH_S = 0.2
+FAST_MAX_ROUNDS = 10
 #: With ``--benchmark-disable`` (CI) each training body runs once on this many rows of its
 #: data, not the whole set: CI checks that every row runs, not how fast. 0 = all rows.
 SMOKE_ROWS = int(os.environ.get("FASTMLP_BENCH_SMOKE_ROWS", "2048"))
@@ -561,7 +565,8 @@ def time_epochs(benchmark, epoch, n_rows, batch_size):
 
     The warm-up trains twice over the first ``16 * batch_size`` rows: the first call compiles
     and initialises, the second estimates the epoch's time, from which the number of rounds is
-    chosen (``ROUND_BUDGET_S``, at most ``ROUNDS``, at least 1). With ``--benchmark-disable``
+    chosen (``ROUND_BUDGET_S``, at most ``ROUNDS``, at least 1; up to ``FAST_MAX_ROUNDS`` for
+    epochs under ``FAST_EPOCH_S``). With ``--benchmark-disable``
     the body runs once, on ``SMOKE_ROWS`` rows.
 
     Returns the estimated seconds per epoch (None when disabled).
@@ -575,7 +580,10 @@ def time_epochs(benchmark, epoch, n_rows, batch_size):
     start = time.perf_counter()
     epoch(rows=warm_rows)
     estimate = (time.perf_counter() - start) * n_rows / warm_rows
-    rounds = max(1, min(ROUNDS, math.ceil(ROUND_BUDGET_S / max(estimate, 1e-9))))
+    if estimate < FAST_EPOCH_S:  # cheap rows get more rounds: their min is then less noisy
+        rounds = min(FAST_MAX_ROUNDS, max(ROUNDS, math.ceil(1.0 / max(estimate, 1e-9))))
+    else:
+        rounds = max(1, min(ROUNDS, math.ceil(ROUND_BUDGET_S / estimate)))
     benchmark.pedantic(epoch, rounds=rounds, iterations=1, warmup_rounds=0)
     return estimate
 
