@@ -37,12 +37,15 @@ import numba
 import numpy as np
 import pytest
 
-#: OMP_WAIT_POLICY as this process found it (conftest.py records it before anything imports
-#: fastmlp, whose import sets it to "passive" for every OpenMP runtime loaded afterwards). The
-#: worker processes restore it, so PyTorch's OpenMP runs with its default policy, as it does
-#: for a PyTorch user.
-ORIGINAL_OMP_WAIT_POLICY = os.environ.get("_FASTMLP_BENCH_OMP_WAIT_POLICY",
-                                          os.environ.get("OMP_WAIT_POLICY", "<unset>"))
+#: The OpenMP settings as this process found them (conftest.py records them before anything
+#: imports fastmlp, whose import sets GOMP_SPINCOUNT for every GNU OpenMP runtime loaded
+#: afterwards). The worker processes restore them, so PyTorch's OpenMP runs with its defaults,
+#: as it does for a PyTorch user.
+ORIGINAL_OMP_ENV = {
+    name: os.environ.get(f"_FASTMLP_BENCH_{name}", os.environ.get(name, "<unset>"))
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+}
+ORIGINAL_OMP_WAIT_POLICY = ORIGINAL_OMP_ENV["OMP_WAIT_POLICY"]
 
 #: All threads: numba's default count (``NUMBA_NUM_THREADS``, the number of cores).
 N_THREADS = numba.config.NUMBA_NUM_THREADS
@@ -496,13 +499,14 @@ def close_workers():
 
 def _worker_main(conn, impl):
     # The environment came from the benchmark process, where importing fastmlp set
-    # OMP_WAIT_POLICY=passive. Put the original back before any OpenMP runtime loads here, and
-    # load PyTorch's (it reads the variable once, when loaded) before the data loaders import
-    # fastmlp: passive waiting makes PyTorch 3-4x slower at batch 32 on 2 cores.
-    if ORIGINAL_OMP_WAIT_POLICY == "<unset>":
-        os.environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = ORIGINAL_OMP_WAIT_POLICY
+    # GOMP_SPINCOUNT. Put the originals back before any OpenMP runtime loads here, and load
+    # PyTorch's (it reads them once, when loaded) before the data loaders import fastmlp:
+    # PyTorch is measured with its own defaults (passive waiting made it 3-4x slower).
+    for name, value in ORIGINAL_OMP_ENV.items():
+        if value == "<unset>":
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     if impl == "torch":
         _torch()
     body = None

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-# Importing fastmlp sets OMP_WAIT_POLICY=passive; record the value from before, which the
-# scikit-learn / PyTorch worker processes restore (see _benchlib.ORIGINAL_OMP_WAIT_POLICY).
-os.environ.setdefault("_FASTMLP_BENCH_OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY",
-                                                                         "<unset>"))
+# Importing fastmlp sets GOMP_SPINCOUNT; record the OpenMP settings from before, which the
+# scikit-learn / PyTorch worker processes restore (see _benchlib.ORIGINAL_OMP_ENV).
+for _name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+    os.environ.setdefault(f"_FASTMLP_BENCH_{_name}", os.environ.get(_name, "<unset>"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # bench modules import _benchlib, also under --import-mode=importlib
