@@ -5,7 +5,7 @@ from numba import prange
 
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation
-from fastmlp._kernels.layout import bias, rows_view, weight
+from fastmlp._kernels.layout import activation_layout, bias, rows_view, weight
 from fastmlp._kernels.linalg import matmul
 from fastmlp._kernels.loss import output_layer
 
@@ -74,11 +74,7 @@ def predict_proba(theta, sizes, w_off, b_off, X, hidden_act, out_act, chunk, out
     """
     N = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    a_off = np.zeros(n_layers, np.int64)
-    total = 0
-    for layer in range(n_layers):
-        a_off[layer] = total
-        total += chunk * sizes[layer + 1]
+    a_off, total = activation_layout(sizes, chunk)
     act_buf = np.empty(total, X.dtype)
     no_y = np.empty((0, 0), X.dtype)
     last = a_off[n_layers - 1]
@@ -99,11 +95,7 @@ def predict_proba_parallel(theta, sizes, w_off, b_off, X, hidden_act, out_act, c
     """
     N = X.shape[0]
     n_layers = sizes.shape[0] - 1
-    a_off = np.zeros(n_layers, np.int64)
-    total = 0
-    for layer in range(n_layers):
-        a_off[layer] = total
-        total += chunk * sizes[layer + 1]
+    a_off, total = activation_layout(sizes, chunk)
     act_bufs = np.empty((n_threads, total), X.dtype)
     no_y = np.empty((0, 0), X.dtype)
     last = a_off[n_layers - 1]

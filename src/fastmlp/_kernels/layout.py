@@ -7,6 +7,8 @@ where layer ``l+1``'s weight and bias start. Activations and deltas of a batch l
 in one buffer each, layer ``l`` at ``a_off[l]`` with ``rows`` rows.
 """
 
+import numpy as np
+
 from fastmlp._kernels._jit import jit
 
 
@@ -30,3 +32,19 @@ def bias(theta, sizes, b_off, layer):
 def rows_view(buf, offset, rows, cols):
     """Return a ``(rows, cols)`` C-contiguous view of the flat ``buf`` starting at ``offset``."""
     return buf[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def activation_layout(sizes, rows):
+    """Offsets of ``a^1 .. a^L`` in a flat buffer for ``rows`` samples, and the buffer's size.
+
+    The compiled twin of :func:`fastmlp._params.activation_offsets`, for kernels that size
+    their own buffers (prediction and full-data cost, outside the training loop).
+    """
+    n_layers = sizes.shape[0] - 1
+    a_off = np.zeros(n_layers, np.int64)
+    total = 0
+    for layer in range(n_layers):
+        a_off[layer] = total
+        total += rows * sizes[layer + 1]
+    return a_off, total

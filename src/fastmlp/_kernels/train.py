@@ -6,7 +6,7 @@ from numba import prange
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
-from fastmlp._kernels.layout import rows_view
+from fastmlp._kernels.layout import activation_layout, rows_view
 from fastmlp._kernels.loss import output_delta
 from fastmlp._kernels.optim import adam_step, add_l2, sgd_step
 
@@ -254,12 +254,7 @@ def loss_and_gradient(X, Y, theta, grad, sizes, w_off, b_off, hidden_act, out_ac
     n_correct : int
     """
     N = X.shape[0]
-    n_layers = sizes.shape[0] - 1
-    a_off = np.zeros(n_layers, np.int64)
-    total = 0
-    for layer in range(n_layers):
-        a_off[layer] = total
-        total += chunk * sizes[layer + 1]
+    a_off, total = activation_layout(sizes, chunk)
     act_buf = np.empty(total, X.dtype)
     delta_buf = np.empty(total, X.dtype)
     chunk_grad = np.empty_like(grad)
@@ -285,12 +280,7 @@ def loss_and_gradient_csr(data, indices, indptr, n_features, Y, theta, grad, siz
                           chunk):
     """:func:`loss_and_gradient` for a CSR ``X``; only ``chunk`` rows are dense at a time."""
     N = Y.shape[0]
-    n_layers = sizes.shape[0] - 1
-    a_off = np.zeros(n_layers, np.int64)
-    total = 0
-    for layer in range(n_layers):
-        a_off[layer] = total
-        total += chunk * sizes[layer + 1]
+    a_off, total = activation_layout(sizes, chunk)
     act_buf = np.empty(total, Y.dtype)
     delta_buf = np.empty(total, Y.dtype)
     x_buf = np.empty((chunk, n_features), Y.dtype)

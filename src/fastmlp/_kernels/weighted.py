@@ -13,7 +13,7 @@ from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import LOGISTIC
 from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
-from fastmlp._kernels.layout import rows_view
+from fastmlp._kernels.layout import activation_layout, rows_view
 from fastmlp._kernels.optim import adam_step, add_l2, sgd_step
 from fastmlp._kernels.train import SGD, gather_rows, gather_rows_csr
 
@@ -143,12 +143,7 @@ def weighted_loss_and_gradient(X, data, indices, indptr, is_csr, Y, sw, theta, g
     processed ``chunk`` at a time.
     """
     N = Y.shape[0]
-    n_layers = sizes.shape[0] - 1
-    a_off = np.zeros(n_layers, np.int64)
-    total_size = 0
-    for layer in range(n_layers):
-        a_off[layer] = total_size
-        total_size += chunk * sizes[layer + 1]
+    a_off, total_size = activation_layout(sizes, chunk)
     act_buf = np.empty(total_size, theta.dtype)
     delta_buf = np.empty(total_size, theta.dtype)
     x_buf = np.empty((chunk, sizes[0]), theta.dtype)
