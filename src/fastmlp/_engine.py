@@ -132,6 +132,7 @@ class Network:
     def __init__(self, layer_sizes, hidden_act, out_act, dtype):
         self.layer_sizes = tuple(int(s) for s in layer_sizes)
         self.sizes, self.w_off, self.b_off, self.n_params = layout(self.layer_sizes)
+        # also the multiply-adds of one row's forward pass: sum(fan_in * fan_out)
         self.n_weights = int(self.b_off[0])
         self.hidden_act = hidden_act
         self.out_act = out_act
@@ -148,7 +149,7 @@ class Network:
                 out[start : start + chunk] = self.predict_proba(theta, dense)
             return out
         n_rows = X.shape[0]
-        flops = n_rows * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
+        flops = n_rows * self.n_weights
         threads = parallel_lanes() if flops >= 4 * _config.PARALLEL_MIN_FLOPS else 1
         with blas_single_threaded():
             if threads > 1:
@@ -223,8 +224,7 @@ class Trainer:
         self.l2, self.l2_per_sample, self.clip_eps = float(l2), float(l2_per_sample), clip_eps
         self.x_buf = np.empty((self.batch_size, net.layer_sizes[0]), dtype=dt)
         self.y_buf = np.empty((self.batch_size, net.layer_sizes[-1]), dtype=dt)
-        sizes = np.asarray(net.layer_sizes, dtype=np.int64)
-        flops_per_batch = self.batch_size * int(np.sum(sizes[:-1] * sizes[1:]))
+        flops_per_batch = self.batch_size * net.n_weights
         lanes = parallel_lanes() if flops_per_batch >= _config.PARALLEL_MIN_FLOPS else 1
         self.n_lanes = max(1, min(lanes, self.batch_size))
         # Each lane gets its own activations, deltas and gradient (one row each).
