@@ -9,6 +9,10 @@ import numpy as np
 
 from fastmlp._kernels._jit import jit
 
+# Optimizer codes (kernels take no strings).
+SGD = 0
+ADAM = 1
+
 
 @jit
 def add_l2(theta, grad, n_weights, l2):
@@ -102,3 +106,17 @@ def adam_step(theta, grad, m, v, n_weights, step, learning_rate, beta_1, beta_2,
         v[i] = b2 * v[i] + (one - b2) * (g * g)
         theta[i] -= rate * m[i] / (np.sqrt(v[i]) + eps)
     return sum_sq
+
+
+@jit
+def optimizer_step(optimizer, theta, grad, state_1, state_2, n_weights, step, learning_rate,
+                   momentum, nesterov, beta_1, beta_2, epsilon, l2):
+    """One update by ``optimizer`` (``SGD``: :func:`sgd_step`, ``ADAM``: :func:`adam_step`).
+
+    ``state_1`` is the velocity or Adam's first moment, ``state_2`` Adam's second (unused by
+    SGD), ``step`` Adam's step number after this update. Returns ``sum(W**2)`` before it.
+    """
+    if optimizer == SGD:
+        return sgd_step(theta, grad, state_1, n_weights, learning_rate, momentum, nesterov, l2)
+    return adam_step(theta, grad, state_1, state_2, n_weights, step, learning_rate, beta_1,
+                     beta_2, epsilon, l2)

@@ -8,10 +8,7 @@ from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
 from fastmlp._kernels.layout import activation_layout, rows_view
 from fastmlp._kernels.loss import output_delta
-from fastmlp._kernels.optim import adam_step, add_l2, sgd_step
-
-SGD = 0
-ADAM = 1
+from fastmlp._kernels.optim import ADAM, SGD, add_l2, optimizer_step  # noqa: F401 (train.SGD)
 
 
 @jit
@@ -84,13 +81,10 @@ def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act
     if not np.isfinite(loss_sum):
         return loss_sum, n_correct
     coef = T(l2 + l2_per_sample / n)
-    if optimizer == SGD:
-        sum_sq = sgd_step(theta, grad, state_1, n_weights, learning_rate, momentum, nesterov,
-                          coef)
-    else:
+    if optimizer == ADAM:
         step[0] += 1
-        sum_sq = adam_step(theta, grad, state_1, state_2, n_weights, step[0], learning_rate,
-                           beta_1, beta_2, epsilon, coef)
+    sum_sq = optimizer_step(optimizer, theta, grad, state_1, state_2, n_weights, step[0],
+                            learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, coef)
     return loss_sum + 0.5 * coef * sum_sq * n, n_correct
 
 
@@ -380,13 +374,10 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
                 for i in range(p1 - p0):
                     g[i] += gs[i]
             nw = max(0, min(n_weights, p1) - p0)
-            if optimizer == SGD:
-                sum_sqs[t] = sgd_step(theta[p0:p1], g, state_1[p0:p1], nw, learning_rate,
-                                      momentum, nesterov, coef)
-            else:
-                sum_sqs[t] = adam_step(theta[p0:p1], g, state_1[p0:p1], state_2[p0:p1], nw,
-                                       adam_t, learning_rate, beta_1, beta_2, epsilon, coef)
-        if optimizer != SGD:
+            sum_sqs[t] = optimizer_step(optimizer, theta[p0:p1], g, state_1[p0:p1],
+                                        state_2[p0:p1], nw, adam_t, learning_rate, momentum,
+                                        nesterov, beta_1, beta_2, epsilon, coef)
+        if optimizer == ADAM:
             step[0] = adam_t
         sum_sq = 0.0
         for t in range(n_threads):

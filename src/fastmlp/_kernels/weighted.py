@@ -14,8 +14,8 @@ from fastmlp._kernels.activations import LOGISTIC
 from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
 from fastmlp._kernels.layout import activation_layout, rows_view
-from fastmlp._kernels.optim import adam_step, add_l2, sgd_step
-from fastmlp._kernels.train import SGD, gather_rows, gather_rows_csr
+from fastmlp._kernels.optim import ADAM, add_l2, optimizer_step
+from fastmlp._kernels.train import gather_rows, gather_rows_csr
 
 
 @jit
@@ -123,13 +123,10 @@ def weighted_train_epoch(X, data, indices, indptr, is_csr, Y, sw, order, batch_s
         if not np.isfinite(total):
             return loss_sum + total, start
         coef = T(alpha / w_sum)
-        if optimizer == SGD:
-            sum_sq = sgd_step(theta, grad, state_1, n_weights, learning_rate, momentum, nesterov,
-                              coef)
-        else:
+        if optimizer == ADAM:
             step[0] += 1
-            sum_sq = adam_step(theta, grad, state_1, state_2, n_weights, step[0], learning_rate,
-                               beta_1, beta_2, epsilon, coef)
+        sum_sq = optimizer_step(optimizer, theta, grad, state_1, state_2, n_weights, step[0],
+                                learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, coef)
         loss_sum += (total / w_sum + 0.5 * alpha * sum_sq / w_sum) * n
     return loss_sum, M
 
