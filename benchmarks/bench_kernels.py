@@ -11,7 +11,9 @@
 (b) ``PARALLEL_MIN_FLOPS``: a batch of ``batch * sum(fan_in * fan_out)`` multiply-adds is split
     over numba's threads from that size on. Here whole epochs of ``Trainer`` are timed with
     the serial kernel and with the parallel one (all threads) at several batch and network
-    sizes.
+    sizes. ``UNIT_SPLIT_MAX_BATCH``: for one hidden layer, the parallel kernel splits the
+    hidden units over the threads (``units``) instead of the batch's rows (``parallel``) in
+    batches up to that size; both are timed.
 
 The terminal summary (``conftest.py``) and ``report.py`` turn the rows into the thresholds the
 numbers support.
@@ -143,7 +145,8 @@ EPOCHS = [
     ((64, 16, 10), 32), ((64, 16, 10), 128),
     ((64, 32, 10), 32), ((64, 32, 10), 64), ((64, 32, 10), 128), ((64, 32, 10), 256),
     ((784, 30, 10), 8), ((784, 30, 10), 32),
-    ((784, 100, 10), 16), ((784, 100, 10), 32), ((784, 100, 10), 200),
+    ((784, 100, 10), 16), ((784, 100, 10), 32), ((784, 100, 10), 64), ((784, 100, 10), 128),
+    ((784, 100, 10), 200),
 ]
 
 
@@ -156,13 +159,13 @@ def _epoch_data(n_in, n_out, n_rows=60000):
     return X, Y
 
 
-@pytest.mark.parametrize("impl", ["serial", "parallel"])
+@pytest.mark.parametrize("impl", ["serial", "parallel", "units"])
 @pytest.mark.parametrize("layer_sizes,batch_size", EPOCHS,
                          ids=[f"{'-'.join(map(str, s))}-b{b}" for s, b in EPOCHS])
 def test_epoch_parallel(benchmark, monkeypatch, layer_sizes, batch_size, impl):
     from fastmlp._engine import Trainer
 
-    if impl == "parallel" and bl.engine_parallel_width() < 2:
+    if impl != "serial" and bl.engine_parallel_width() < 2:
         pytest.skip(f"the engine runs serially here ({bl.N_THREADS} numba threads, or no fast "
                     "threading layer, or FASTMLP_PARALLEL=0)")
     macs = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
@@ -173,18 +176,23 @@ def test_epoch_parallel(benchmark, monkeypatch, layer_sizes, batch_size, impl):
     n = n_batches * batch_size
     X, Y = _epoch_data(layer_sizes[0], layer_sizes[-1])
     model = bl.fastmlp_model(layer_sizes, "float32")
-    # force the engine's choice either way
-    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0 if impl == "parallel" else 1 << 62)
+    # force the engine's choice: serial, rows split over the threads, or hidden units
+    unit_max_batch = _config.UNIT_SPLIT_MAX_BATCH
+    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 1 << 62 if impl == "serial" else 0)
+    monkeypatch.setattr(_config, "UNIT_SPLIT_MAX_BATCH", 1 << 62 if impl == "units" else 0)
     trainer = Trainer(model._network, batch_size, "sgd", learning_rate=0.1)
     monkeypatch.undo()
+    if impl == "units" and trainer.split != "units":
+        pytest.skip("not a shape the hidden units split over (one hidden layer, enough units)")
     lanes = bl.trainer_lanes(trainer)
-    assert (lanes > 1) == (impl == "parallel")
+    assert (lanes > 1) == (impl != "serial")
     benchmark.group = "epoch: serial vs parallel kernel (float32, SGD)"
     benchmark.extra_info.update(
         kind="parallel", impl=impl, layer_sizes=list(layer_sizes), batch_size=batch_size,
         n_samples=n, threads=bl.N_THREADS if lanes > 1 else 1, lanes=lanes,
         macs_per_batch=batch_size * macs,
-        flops=bl.train_flops(layer_sizes, n), parallel_min_flops=_config.PARALLEL_MIN_FLOPS)
+        flops=bl.train_flops(layer_sizes, n), parallel_min_flops=_config.PARALLEL_MIN_FLOPS,
+        unit_split_max_batch=unit_max_batch)
     # rows drawn at random from all 60000, as a shuffled epoch gathers them (a sequential
     # order, or a small X that fits in cache, flatters the serial kernel)
     order = np.random.default_rng(1).permutation(X.shape[0])[:n]

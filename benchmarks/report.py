@@ -302,22 +302,27 @@ def parallel_tables(benchmarks, stat="min"):
         i = b["extra_info"]
         key = (tuple(i["layer_sizes"]), i["batch_size"], i["macs_per_batch"], i["n_samples"])
         cells[key][i["impl"]] = _t(b, stat)
-        if i["impl"] == "parallel":
+        if i["impl"] != "serial":
             threads[key] = i["threads"]
     table = Table("PARALLEL_MIN_FLOPS: serial vs parallel epoch (float32, SGD)",
                   ["network", "batch", "multiply-adds / batch", "rows", "serial s",
-                   "parallel s", "threads", "serial / parallel"])
+                   "parallel (rows) s", "parallel (units) s", "threads",
+                   "serial / best parallel"])
     cases = []
+    unit_wins = defaultdict(list)  # network -> [(batch, units beat rows)]
     for key in sorted(cells, key=lambda k: k[2]):
         t = cells[key]
         sizes, batch, macs, n = key
-        speed = (f"{t['serial'] / t['parallel']:.2f}" if {"serial", "parallel"} <= set(t)
-                 else "-")
-        if {"serial", "parallel"} <= set(t):
-            cases.append((macs, t["serial"], t["parallel"]))
+        parallel = min((t[k] for k in ("parallel", "units") if k in t), default=None)
+        speed = "-"
+        if "serial" in t and parallel is not None:
+            speed = f"{t['serial'] / parallel:.2f}"
+            cases.append((macs, t["serial"], parallel))
+        if {"parallel", "units"} <= set(t):
+            unit_wins[sizes].append((batch, t["units"] < t["parallel"]))
         table.rows.append(["-".join(map(str, sizes)), str(batch), str(macs), str(n),
                            _fmt_s(t.get("serial")), _fmt_s(t.get("parallel")),
-                           str(threads.get(key, "-")), speed])
+                           _fmt_s(t.get("units")), str(threads.get(key, "-")), speed])
     threshold, loss = best_threshold(cases)
     cross = crossover(cases)
     current = rows[0]["extra_info"].get("parallel_min_flops")
@@ -332,6 +337,15 @@ def parallel_tables(benchmarks, stat="min"):
             f"({_pow2(current)}).")
     else:
         table.notes.append("No parallel rows (one thread, or no fast threading layer).")
+    for sizes, wins in sorted(unit_wins.items()):
+        won = [b for b, w in sorted(wins) if w]
+        lost = [b for b, w in sorted(wins) if not w]
+        table.notes.append(
+            f"{'-'.join(map(str, sizes))}: splitting the hidden units beats splitting the rows "
+            f"at batch {', '.join(map(str, won)) or 'none'} and loses at "
+            f"{', '.join(map(str, lost)) or 'none'}. Current "
+            f"fastmlp._config.UNIT_SPLIT_MAX_BATCH = "
+            f"{rows[0]['extra_info'].get('unit_split_max_batch')}.")
     return [table]
 
 

@@ -251,6 +251,100 @@ def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output):
     assert np.abs(theta - theta0).max() > 1e-3
 
 
+def unit_split_trainer(monkeypatch, net, batch_size, opt_name, **kw):
+    """A Trainer on the unit-split kernel (``train_units``) however small the network."""
+    from fastmlp import _config
+
+    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(_config, "UNIT_SPLIT_MIN_UNITS", 1)
+    trainer = Trainer(net, batch_size, opt_name, **kw)
+    if trainer.n_lanes < 2:
+        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
+    assert trainer.split == "units"
+    return trainer
+
+
+@pytest.mark.parametrize("l2", ["none", "both"])
+@pytest.mark.parametrize("hidden", ACTIVATIONS)
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_unit_split_epoch_matches_reference(rng, monkeypatch, optimizer, output, hidden, l2):
+    """The hidden units split over lanes (plain SGD without L2 fuses BP4 into the update).
+
+    7 hidden units do not split evenly; 21 rows in batches of 5 leave a last batch of one row,
+    fewer than the lanes that gather it.
+    """
+    n = 21
+    net, theta, X, Y = make_case(rng, output, hidden, sizes=(4, 7, 3), n=n)
+    opt_name, settings = OPTIMIZERS[optimizer]
+    l2, per_sample = L2[l2]
+    trainer = unit_split_trainer(monkeypatch, net, BATCH, opt_name, l2=l2,
+                                 l2_per_sample=per_sample, **settings)
+    Ws, bs = reference_params(net, theta)
+    ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
+    theta0 = theta.copy()
+    for order in orders_for(rng, 3, n):
+        loss_sum, n_correct, n_seen = trainer.epoch(theta, X, Y, order)
+        ref_loss, ref_correct = ref.epoch(Ws, bs, X, Y, order, BATCH, ref_opt, hidden, output,
+                                          l2, per_sample)
+        assert n_seen == n
+        assert n_correct == ref_correct
+        assert loss_sum == pytest.approx(ref_loss, rel=RTOL)
+        np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL,
+                                   atol=RTOL * np.abs(theta).max())
+    assert np.abs(theta - theta0).max() > 1e-3
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_unit_split_float32_agrees_with_float64(rng, monkeypatch, optimizer):
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(6, 9, 4), dtype=np.float32)
+    opt_name, settings = OPTIMIZERS[optimizer]
+    trainer = unit_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
+    Ws, bs = reference_params(net, theta)
+    ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
+    theta0 = theta.copy()
+    for order in orders_for(rng, 2):
+        loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
+        ref_loss, _ = ref.epoch(Ws, bs, X, Y, order, BATCH, ref_opt, "sigmoid", "softmax")
+        assert theta.dtype == np.float32 and n_seen == N
+        assert loss_sum == pytest.approx(ref_loss, rel=F32_RTOL)
+        np.testing.assert_allclose(theta, flat(Ws + bs), rtol=0, atol=F32_ATOL)
+    assert np.abs(theta - theta0).max() > 100 * F32_ATOL
+
+
+@pytest.mark.parametrize("bad_batch", [0, 2, 4])
+def test_unit_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch):
+    """Batch b's update runs in the parallel region after its cost is known: a batch whose
+    cost is not finite must stop the epoch with every earlier update done and its own not."""
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(4, 7, 3))
+    X = X.copy()
+    order = rng.permutation(N)
+    X[order[bad_batch * BATCH + 2]] = np.inf
+    seen = bad_batch * BATCH
+    Ws, bs = reference_params(net, theta)
+    ref_opt = ref.make_optimizer("sgd", Ws, bs, learning_rate=0.3, momentum=0.9, nesterov=True)
+    ref.epoch(Ws, bs, X, Y, order[:seen], BATCH, ref_opt, "sigmoid", "softmax", 0.01)
+    trainer = unit_split_trainer(monkeypatch, net, BATCH, "sgd", learning_rate=0.3,
+                                 momentum=0.9, nesterov=True, l2=0.01)
+    loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
+    assert n_seen == seen
+    assert not np.isfinite(loss_sum)
+    np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL, atol=RTOL)
+
+
+def test_unit_split_is_used_for_small_batches_of_one_hidden_layer():
+    """The engine's choice of kernel, by shape (on a pool of at least two threads)."""
+    net = Network([784, 100, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+    if Trainer(net, 32, "sgd", learning_rate=0.1).n_lanes < 2:
+        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
+    assert Trainer(net, 32, "sgd", learning_rate=0.1).split == "units"
+    assert Trainer(net, 200, "sgd", learning_rate=0.1).split == "rows"
+    deep = Network([784, 100, 50, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+    assert Trainer(deep, 32, "sgd", learning_rate=0.1).split == "rows"
+    narrow = Network([784, 8, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+    assert Trainer(narrow, 64, "sgd", learning_rate=0.1).split == "rows"
+
+
 # -- float32 -------------------------------------------------------------------------------------
 
 

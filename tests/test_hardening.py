@@ -1024,14 +1024,18 @@ def test_joblib_workers_predict_like_the_parent(big, clf_and_data, tmp_path):
 
 
 # -- reproducibility ----------------------------------------------------------------------------
-@pytest.mark.parametrize("optimizer,extra", [("sgd", {"momentum": 0.9}), ("adam", {})])
-def test_same_seed_is_bit_identical_on_one_and_two_threads(optimizer, extra):
+@pytest.mark.parametrize("split,batch_size", [("rows", 200), ("units", 32)])
+@pytest.mark.parametrize("optimizer,extra", [("sgd", {}), ("sgd", {"momentum": 0.9}),
+                                             ("adam", {})])
+def test_same_seed_is_bit_identical_on_one_and_two_threads(optimizer, extra, split, batch_size):
     X, y = fashion_like(2000, seed=4)
     net = engine.Network([784, 100, 10], LOGISTIC, SOFTMAX, np.float32)
-    if engine.Trainer(net, 200, optimizer, learning_rate=0.1).n_lanes < 2:
+    trainer = engine.Trainer(net, batch_size, optimizer, learning_rate=0.1)
+    if trainer.n_lanes < 2:
         pytest.skip("Numba's pool has one thread (or FASTMLP_PARALLEL=0): no parallel epoch")
+    assert trainer.split == split
     lr = 0.001 if optimizer == "adam" else 0.1
-    fit = dict(epochs=2, batch_size=200, learning_rate=lr, optimizer=optimizer,
+    fit = dict(epochs=2, batch_size=batch_size, learning_rate=lr, optimizer=optimizer,
                progress=False, **extra)
     runs = {}
     before = numba.get_num_threads()

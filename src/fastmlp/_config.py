@@ -50,6 +50,15 @@ PARALLEL = os.environ.get("FASTMLP_PARALLEL", "1") != "0"
 #: over threads beats one thread; measured by ``benchmarks/bench_kernels.py``.
 PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_PARALLEL_MIN_FLOPS", 1 << 18))
 
+#: A network with one hidden layer, trained in batches of at most this many rows, splits its
+#: hidden units over the lanes (``_kernels/train_units.py``) rather than the batch's rows: one
+#: fork/join per batch and no gradient sums. Measured on Fashion-MNIST, (100,), 2 lanes
+#: (``benchmarks/bench_kernels.py``): see docs/benchmarks.md.
+UNIT_SPLIT_MAX_BATCH = int(os.environ.get("FASTMLP_UNIT_SPLIT_MAX_BATCH", 64))
+
+#: ... and at least this many hidden units per lane, so each lane's products stay efficient.
+UNIT_SPLIT_MIN_UNITS = 16
+
 #: The float dtypes the engine is compiled for.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from fastmlp import _config
-from fastmlp._kernels import activations, forward, train
+from fastmlp._kernels import activations, forward, train, train_units
 from fastmlp._params import activation_offsets, layout
 
 #: Rows per forward pass at prediction time: bounds the activation buffer, and is large enough
@@ -227,12 +227,31 @@ class Trainer:
         flops_per_batch = self.batch_size * net.n_weights
         lanes = parallel_lanes() if flops_per_batch >= _config.PARALLEL_MIN_FLOPS else 1
         self.n_lanes = max(1, min(lanes, self.batch_size))
-        # Each lane gets its own activations, deltas and gradient (one row each).
-        rows = -(-self.batch_size // self.n_lanes)
-        self.a_off, total = activation_offsets(net.layer_sizes, rows)
-        self.act_buf = np.empty((self.n_lanes, total), dtype=dt)
-        self.delta_buf = np.empty((self.n_lanes, total), dtype=dt)
-        self.grad = np.empty((self.n_lanes, net.n_params), dtype=dt)
+        sizes = net.layer_sizes
+        # How a batch is split over the lanes: by hidden unit (one hidden layer, small batches,
+        # see train_units), by row (train.train_epoch_parallel), or not at all.
+        if (self.n_lanes > 1 and len(sizes) == 3
+                and self.batch_size <= _config.UNIT_SPLIT_MAX_BATCH
+                and sizes[1] >= _config.UNIT_SPLIT_MIN_UNITS * self.n_lanes):
+            self.split = "units"
+        else:
+            self.split = "rows" if self.n_lanes > 1 else "none"
+        # Each row lane gets its own activations, deltas and gradient (one row each).
+        row_lanes = self.n_lanes if self.split == "rows" else 1
+        rows = -(-self.batch_size // row_lanes)
+        self.a_off, total = activation_offsets(sizes, rows)
+        self.act_buf = np.empty((row_lanes, total), dtype=dt)
+        self.delta_buf = np.empty((row_lanes, total), dtype=dt)
+        self.grad = np.empty((row_lanes, net.n_params), dtype=dt)
+        if self.split == "units":
+            # the buffers train_units.train_epoch_units documents (the serial ones above serve
+            # sparse input, which always trains serially)
+            width = -(-sizes[1] // self.n_lanes)
+            self.x_bufs = np.empty((3, self.batch_size, sizes[0]), dtype=dt)
+            self.unit_act = np.empty((2 * self.n_lanes, self.batch_size * width), dtype=dt)
+            self.unit_delta = np.empty((self.n_lanes, self.batch_size * width), dtype=dt)
+            self.out_parts = np.empty((self.n_lanes, self.batch_size, sizes[2]), dtype=dt)
+            self.out_buf = np.empty((self.batch_size, sizes[2]), dtype=dt)
         if state is None:
             state = (np.zeros(net.n_params, dtype=dt),
                      np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt),
@@ -269,7 +288,12 @@ class Trainer:
                     self.grad[0], net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
                     self.x_buf, self.y_buf, self.act_buf[0], self.delta_buf[0], self.a_off,
                     *optimizer_args)
-            elif self.n_lanes > 1:
+            elif self.split == "units":
+                loss_sum, n_correct, n_seen = train_units.train_epoch_units(
+                    X, Y, order, self.batch_size, theta, self.grad[0], net.sizes,
+                    net.hidden_act, net.out_act, self.x_bufs, self.y_buf, self.unit_act,
+                    self.unit_delta, self.out_parts, self.out_buf, *optimizer_args)
+            elif self.split == "rows":
                 loss_sum, n_correct, n_seen = train.train_epoch_parallel(
                     X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
                     net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,

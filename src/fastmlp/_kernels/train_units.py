@@ -1,0 +1,224 @@
+"""One epoch of a one-hidden-layer network with each thread owning a slice of the hidden units.
+
+:func:`fastmlp._kernels.train.train_epoch_parallel` splits a batch's *rows* over lanes: every
+lane computes a gradient of the whole network, and the lanes meet twice per batch (after the
+backward pass, and after summing their gradients and updating). With small batches that
+meeting and the sum of gradient slabs cost as much as the products. Here lane ``t`` owns hidden
+units ``[c_t, c_{t+1})`` of the network ``s_0 -> H -> K`` instead, and with them columns
+``c_t..`` of ``W^1`` and ``b^1`` and rows ``c_t..`` of ``W^2``. For a batch it computes
+
+- forward: ``a^1[:, own] = f(x W^1[:, own] + b^1[own])`` and its share of the output
+  pre-activation, ``a^1[:, own] W^2[own, :]`` (a ``(n, K)`` partial sum);
+- backward (BP2-BP4), once ``delta^2`` is known: ``delta^1[:, own]``, then the update of the
+  parameters it owns. Plain SGD fuses BP4 into the update: ``W <- W - lr a^T delta`` is one
+  BLAS call with ``beta = 1`` (:func:`fastmlp._kernels.blas.gemm`).
+
+No lane reads what another writes, except the ``(n, K)`` output: the main thread sums the
+partials in lane order, applies softmax/BP1 and updates ``b^2``. A lane's backward pass of
+batch ``b`` and forward pass of batch ``b+1`` touch only its own parameters, so they share one
+parallel region: one fork and join per batch, and no gradient is ever summed across lanes. In
+the same region each lane gathers its share of the next batch's rows (three input buffers
+rotate: the batch being updated, the one going forward, the one being gathered).
+
+The lane count is fixed by the caller (Numba's pool size), not by the threads running, and the
+output partials are summed in lane order: results do not depend on the thread count. They equal
+:func:`fastmlp._kernels.train.train_epoch`'s up to the order of floating-point sums.
+"""
+
+import numpy as np
+from numba import prange
+
+from fastmlp._kernels._jit import jit
+from fastmlp._kernels.activations import bias_activation, multiply_derivative
+from fastmlp._kernels.blas import gemm
+from fastmlp._kernels.loss import output_delta, output_layer
+from fastmlp._kernels.optim import ADAM, SGD, optimizer_step, optimizer_step_rows
+from fastmlp._kernels.train import gather_rows
+
+
+@jit
+def _lane_block(buf, rows, cols):
+    """Return the first ``rows * cols`` entries of a lane's flat buffer as ``(rows, cols)``."""
+    return buf[: rows * cols].reshape((rows, cols))
+
+
+@jit
+def _lane_backward(x, a, delta, delta_out, theta, grad, s0, H, K, c0, c1, hidden_act,
+                   optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+                   state_1, state_2, adam_t, coef, fused):
+    """BP2-BP4 and the update of the parameters lane ``[c0, c1)`` owns; returns their ``sum(W**2)``.
+
+    ``a``/``delta`` are the lane's ``(n, c1 - c0)`` activations and delta buffer, ``delta_out``
+    the batch's ``(n, K)`` ``delta^2`` and ``x`` its input. Every gradient is of the batch's
+    mean cost (``delta_out`` carries the ``1/n``).
+    """
+    T = theta.dtype.type
+    w = c1 - c0
+    W1 = theta[: s0 * H].reshape((s0, H))[:, c0:c1]
+    w2_start = s0 * H + c0 * K
+    W2 = theta[w2_start : w2_start + w * K].reshape((w, K))
+    b1_start = s0 * H + H * K + c0
+    b1 = theta[b1_start : b1_start + w]
+    # BP2: delta^1 = (delta^2 W^2[own]^T) * f'(z^1), from W^2 before its update
+    gemm(False, True, 1.0, delta_out, W2, 0.0, delta)
+    multiply_derivative(a, delta, hidden_act)
+    if fused:
+        # plain SGD, no L2: BP4 and the step in one product per weight block
+        lr = T(learning_rate)
+        gemm(True, False, -lr, a, delta_out, 1.0, W2)
+        gemm(True, False, -lr, x, delta, 1.0, W1)
+        for j in range(w):
+            s = T(0)
+            for i in range(delta.shape[0]):
+                s += delta[i, j]
+            b1[j] -= lr * s
+        return 0.0
+    # BP4 and BP3 into the lane's blocks of the gradient, then the optimizer on each block
+    G1 = grad[: s0 * H].reshape((s0, H))[:, c0:c1]
+    G2 = grad[w2_start : w2_start + w * K].reshape((w, K))
+    gb1 = grad[b1_start : b1_start + w]
+    gemm(True, False, 1.0, a, delta_out, 0.0, G2)
+    gemm(True, False, 1.0, x, delta, 0.0, G1)
+    for j in range(w):
+        gb1[j] = 0
+    for i in range(delta.shape[0]):
+        for j in range(w):
+            gb1[j] += delta[i, j]
+    settings = (adam_t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon)
+    # W^1's block is s_0 runs of w entries, H apart; W^2's rows and b^1's entries are one run
+    sum_sq = optimizer_step_rows(optimizer, theta, grad, state_1, state_2, c0, s0, H, w,
+                                 *settings, coef)
+    sum_sq += optimizer_step_rows(optimizer, theta, grad, state_1, state_2, w2_start, 1, 0,
+                                  w * K, *settings, coef)
+    optimizer_step_rows(optimizer, theta, grad, state_1, state_2, b1_start, 1, 0, w, *settings,
+                        coef * 0)
+    return sum_sq
+
+
+@jit(parallel=True)
+def train_epoch_units(X, Y, order, batch_size, theta, grad, sizes, hidden_act, out_act,
+                      x_bufs, y_buf, act_bufs, delta_bufs, out_parts, out_buf, optimizer,
+                      learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, state_1,
+                      state_2, step, l2, l2_per_sample, clip_eps):
+    """Train one epoch of a network ``s_0 -> H -> K``, its hidden units split over lanes.
+
+    The same epoch as :func:`fastmlp._kernels.train.train_epoch`, scheduled as the module
+    docstring describes.
+
+    Parameters
+    ----------
+    grad : (P,) float array
+        Gradient buffer (each lane writes only its own blocks; unused by plain SGD).
+    sizes : (3,) int64 array
+        ``(s_0, H, K)``.
+    x_bufs : (3, batch_size, s_0) float array
+        Rotating input buffers: batch ``b`` is in ``x_bufs[b % 3]``.
+    y_buf : (batch_size, K) float array
+    act_bufs, delta_bufs : (2 * T, batch_size * ceil(H / T)) and (T, same) float arrays
+        Lane ``t``'s hidden activations of batch ``b`` are row ``(b % 2) * T + t`` (the
+        previous batch's are still needed by its backward pass), its ``delta^1`` row ``t``.
+    out_parts : (T, batch_size, K) float array
+        Each lane's share of the output pre-activation.
+    out_buf : (batch_size, K) float array
+        The output layer: probabilities, then ``delta^2``.
+    others
+        As for :func:`fastmlp._kernels.train.train_epoch` (which takes the same optimizer
+        arguments, with ``theta`` in the same layout).
+
+    Returns
+    -------
+    loss_sum, n_correct, n_seen
+        As for :func:`fastmlp._kernels.train.train_epoch`.
+    """
+    n_lanes = out_parts.shape[0]
+    s0 = sizes[0]
+    H = sizes[1]
+    K = sizes[2]
+    M = order.shape[0]
+    T = theta.dtype.type
+    b2_start = s0 * H + H * K + H
+    b2 = theta[b2_start : b2_start + K]
+    n_batches = (M + batch_size - 1) // batch_size
+    fused = optimizer == SGD and momentum == 0 and not nesterov and l2 == 0 and l2_per_sample == 0
+    sum_sqs = np.zeros(n_lanes)
+    loss_sum = 0.0
+    n_correct = 0
+    pending_loss = 0.0  # batch b-1's cost, waiting for its sum(W**2), known after its update
+    pending_rows = 0
+    pending_coef = T(0)
+    if M > 0:
+        gather_rows(X, order, 0, x_bufs[0, : min(batch_size, M)])
+    # Region b: backward pass and update of batch b-1, forward pass of batch b, gather of b+1.
+    for b in range(n_batches + 1):
+        start = b * batch_size
+        n = min(batch_size, M - start) if b < n_batches else 0
+        prev_n = pending_rows
+        next_start = start + batch_size
+        next_n = min(batch_size, M - next_start) if b + 1 < n_batches else 0
+        adam_t = step[0]  # already advanced for batch b-1 (by the main thread, with b^2)
+        for t in prange(n_lanes):
+            c0 = t * H // n_lanes
+            c1 = (t + 1) * H // n_lanes
+            w = c1 - c0
+            sum_sqs[t] = 0.0
+            if prev_n > 0 and w > 0:
+                a = _lane_block(act_bufs[((b - 1) % 2) * n_lanes + t], prev_n, w)
+                sum_sqs[t] = _lane_backward(
+                    x_bufs[(b - 1) % 3, :prev_n], a, _lane_block(delta_bufs[t], prev_n, w),
+                    out_buf[:prev_n], theta, grad, s0, H, K, c0, c1, hidden_act, optimizer,
+                    learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, state_1, state_2,
+                    adam_t, pending_coef, fused)
+            if next_n > 0:
+                r0 = t * next_n // n_lanes
+                r1 = (t + 1) * next_n // n_lanes
+                gather_rows(X, order, next_start + r0, x_bufs[(b + 1) % 3, r0:r1])
+            if n > 0:
+                part = out_parts[t, :n]
+                if w > 0:
+                    z = _lane_block(act_bufs[(b % 2) * n_lanes + t], n, w)
+                    gemm(False, False, 1.0, x_bufs[b % 3, :n],
+                         theta[: s0 * H].reshape((s0, H))[:, c0:c1], 0.0, z)
+                    bias_activation(z, theta[s0 * H + H * K + c0 : s0 * H + H * K + c1],
+                                    hidden_act)
+                    w2_start = s0 * H + c0 * K
+                    gemm(False, False, 1.0, z, theta[w2_start : w2_start + w * K].reshape((w, K)),
+                         0.0, part)
+                else:
+                    part[:] = 0
+        if prev_n > 0:
+            sum_sq = 0.0
+            for t in range(n_lanes):
+                sum_sq += sum_sqs[t]
+            loss_sum += pending_loss + 0.5 * pending_coef * sum_sq * prev_n
+            pending_rows = 0
+        if n == 0:
+            break
+        # The output layer of batch b, on the main thread: sum the lanes' partials in order,
+        # softmax/logistic and the cost, BP1, and the update of b^2.
+        y = y_buf[:n]
+        gather_rows(Y, order, start, y)
+        out = out_buf[:n]
+        out[:] = out_parts[0, :n]
+        for t in range(1, n_lanes):
+            out += out_parts[t, :n]
+        batch_loss, correct = output_layer(out, b2, y, out_act, clip_eps, True)
+        if not np.isfinite(batch_loss):
+            # stop before batch b's update; batch b-1's is done and counted
+            return loss_sum + batch_loss, n_correct, start
+        n_correct += correct
+        output_delta(out, y, out, T(1.0 / n))
+        if optimizer == ADAM:
+            step[0] += 1
+        gb2 = grad[b2_start : b2_start + K]
+        for k in range(K):
+            gb2[k] = 0
+        for i in range(n):
+            for k in range(K):
+                gb2[k] += out[i, k]
+        optimizer_step(optimizer, b2, gb2, state_1[b2_start : b2_start + K],
+                       state_2[b2_start : b2_start + K], 0, step[0], learning_rate, momentum,
+                       nesterov, beta_1, beta_2, epsilon, T(0))
+        pending_loss = batch_loss
+        pending_rows = n
+        pending_coef = T(l2 + l2_per_sample / n)
+    return loss_sum, n_correct, M
