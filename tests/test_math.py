@@ -10,6 +10,7 @@ ulps (``rtol = 1e-13``). float32: compared with the float64 reference at ``rtol 
 ``atol = 1e-6`` (a few float32 ulps; float32 eps is 1.2e-7).
 """
 
+import numba
 import numpy as np
 import pytest
 import reference as ref
@@ -17,6 +18,7 @@ from scipy import special
 from sklearn.neural_network._base import binary_log_loss, log_loss
 
 from fastmlp._kernels import activations as act
+from fastmlp._kernels import expfast
 from fastmlp._kernels.loss import output_delta, output_layer
 
 H = 1e-6  # finite-difference step
@@ -351,3 +353,41 @@ def test_n_correct_counts_argmax_matches():
     # logistic: z > 0 predicts 1; rows 0 (1,1,0 vs 1,1,0) and 2 (0,0,1 vs 0,0,1) are right
     z_multi = np.array([[3.0, 1.0, -1.0], [-1.0, 5.0, -1.0], [-2.0, -0.5, 2.0]])
     assert output_kernel(z_multi, y_multi, "logistic")[2] == 2
+
+
+# -- the vectorising exp behind the sigmoid -----------------------------------------------------
+
+
+@numba.njit(error_model="numpy")
+def _exp_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = expfast.exp(x[i])
+
+
+@pytest.mark.parametrize("dtype,ulps", [(np.float32, 3), (np.float64, 2)])
+def test_expfast_within_a_few_ulp_of_numpy(dtype, ulps):
+    """Every normal result, on a dense grid of the whole range, against ``np.exp``."""
+    info = np.finfo(dtype)
+    x = np.linspace(np.log(info.tiny), np.log(info.max), 1_000_003).astype(dtype)
+    got = np.empty_like(x)
+    _exp_loop(x, got)
+    with np.errstate(over="ignore"):
+        expected = np.exp(x)
+    normal = np.isfinite(expected) & (expected >= info.tiny)
+    assert normal.mean() > 0.999
+    err = np.abs(got[normal] - expected[normal]) / np.spacing(expected[normal])
+    assert err.max() <= ulps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expfast_edges(dtype):
+    """Overflow is inf, subnormal results are 0, NaN stays NaN, e^0 is exactly 1."""
+    info = np.finfo(dtype)
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 1e30, -1e30,
+                  np.log(info.max) * 1.001, np.log(info.tiny) * 1.001], dtype)
+    got = np.empty_like(x)
+    _exp_loop(x, got)
+    assert np.isnan(got[0])
+    np.testing.assert_array_equal(got[[1, 2, 3, 4, 6, 7, 8, 9]],
+                                  np.array([np.inf, 0, 1, 1, np.inf, 0, np.inf, 0], dtype))
+    assert abs(got[5] - dtype(np.e)) <= 2 * np.spacing(dtype(np.e))
