@@ -252,6 +252,12 @@ class Trainer:
             self.unit_delta = np.empty((self.n_lanes, self.batch_size * width), dtype=dt)
             self.out_parts = np.empty((self.n_lanes, self.batch_size, sizes[2]), dtype=dt)
             self.out_buf = np.empty((self.batch_size, sizes[2]), dtype=dt)
+            pack = width * (sizes[0] + sizes[2] + 1)
+            self.theta_packs = np.empty((self.n_lanes, pack), dtype=dt)
+            self.grad_packs = np.empty((self.n_lanes, pack), dtype=dt)
+            self.state_1_packs = np.empty((self.n_lanes, pack), dtype=dt)
+            self.state_2_packs = np.empty(
+                (self.n_lanes, pack if self.optimizer == train.ADAM else 0), dtype=dt)
         if state is None:
             state = (np.zeros(net.n_params, dtype=dt),
                      np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt),
@@ -290,9 +296,10 @@ class Trainer:
                     *optimizer_args)
             elif self.split == "units":
                 loss_sum, n_correct, n_seen = train_units.train_epoch_units(
-                    X, Y, order, self.batch_size, theta, self.grad[0], net.sizes,
-                    net.hidden_act, net.out_act, self.x_bufs, self.y_buf, self.unit_act,
-                    self.unit_delta, self.out_parts, self.out_buf, *optimizer_args)
+                    X, Y, order, self.batch_size, theta, net.sizes, net.hidden_act, net.out_act,
+                    self.x_bufs, self.y_buf, self.unit_act, self.unit_delta, self.out_parts,
+                    self.out_buf, self.theta_packs, self.grad_packs, self.state_1_packs,
+                    self.state_2_packs, *optimizer_args)
             elif self.split == "rows":
                 loss_sum, n_correct, n_seen = train.train_epoch_parallel(
                     X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
