@@ -38,8 +38,9 @@ def sigmoid1(z):
         ``exp(-z)`` is ``inf`` and ``a`` is exactly 0, which IEEE arithmetic guarantees (the
         fast-math flags leave out ``ninf``). Branch-free, so the activation loop vectorises:
         measured 3x faster than the two-branch form, with the same largest error; and
-        :func:`fastmlp._kernels.expfast.exp` (within 2-3 ulp of ``np.exp``) vectorises where
-        the C library's ``exp`` does not, 4-5x faster again.
+        :func:`fastmlp._kernels.expfast.exp` (within 3 ulp of ``np.exp``) vectorises where
+        the C library's ``exp`` does not: 3x faster again (a 32 x 100 float32 batch, 10.2 us
+        to 3.4 us).
     """
     one = type(z)(1)
     return one / (one + expfast.exp(-z))
