@@ -208,6 +208,15 @@ class Trainer:
     state : tuple (state_1, state_2, step), optional
         Optimizer state to continue from (velocity or Adam's moments, and Adam's step counter
         as a (1,) int64 array), updated in place; fresh zeros by default.
+
+    Attributes
+    ----------
+    n_lanes : int
+        How many parts each batch is split into (1: the serial kernel).
+    split : {"none", "rows", "units"}
+        What the lanes split: nothing, the batch's rows (``train.train_epoch_parallel``), or,
+        for one hidden layer and batches of at most ``_config.UNIT_SPLIT_MAX_BATCH`` rows, the
+        hidden units (``train_units.train_epoch_units``). Sparse input always trains serially.
     """
 
     def __init__(self, network, batch_size, optimizer, *, learning_rate, momentum=0.0,
