@@ -14,16 +14,17 @@ units ``[c_t, c_{t+1})`` of the network ``s_0 -> H -> K`` instead, and with them
   BLAS call with ``beta = 1`` (:func:`fastmlp._kernels.blas.gemm`).
 
 No lane reads what another writes, except the ``(n, K)`` output: the main thread sums the
-partials in lane order, applies softmax/BP1 and updates ``b^2``. For the epoch, each lane's
-parameters (and gradient and optimizer state) are packed into its own contiguous buffer: the
-columns of ``W^1`` it owns share cache lines with its neighbour's in ``theta`` (a row of 100
-float32 is 6.25 cache lines), and two threads writing one line in turn cost more than the
-products (measured: SGD with momentum 0.79 s an epoch in place against 0.28 s by rows). The
-optimizer then runs over one contiguous range per lane. A lane's backward pass of
+partials in lane order, applies softmax/BP1 and updates ``b^2``. A lane's backward pass of
 batch ``b`` and forward pass of batch ``b+1`` touch only its own parameters, so they share one
 parallel region: one fork and join per batch, and no gradient is ever summed across lanes. In
 the same region each lane gathers its share of the next batch's rows (three input buffers
 rotate: the batch being updated, the one going forward, the one being gathered).
+
+For the epoch, each lane's parameters (and gradient and optimizer state) are packed into its
+own contiguous buffer: the columns of ``W^1`` it owns share cache lines with its neighbour's in
+``theta`` (a row of 100 float32 is 6.25 cache lines), and two threads writing one line in turn
+cost more than the products (measured: SGD with momentum 0.79 s an epoch in place against
+0.28 s by rows). The optimizer then runs over one contiguous range per lane.
 
 The lane count is fixed by the caller (Numba's pool size), not by the threads running, and the
 output partials are summed in lane order: results do not depend on the thread count. They equal
