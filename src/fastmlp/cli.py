@@ -745,7 +745,7 @@ def cmd_info(args, out=None):
     """Print versions, CPU, threads, BLAS libraries and the compile cache directory."""
     out = sys.stdout if out is None else out
     import numba
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+    import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS, listed below once loaded)
     from threadpoolctl import threadpool_info
 
     import fastmlp
@@ -766,10 +766,14 @@ def cmd_info(args, out=None):
     print(f"cpu count     {os.cpu_count()}", file=out)
     print(f"numba threads {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS}, "
           f"threading layer {layer}", file=out)
+    from fastmlp._kernels.blas import BLAS_LIBRARY
+
     for lib in threadpool_info():
         path = lib["filepath"]
-        user = ("scipy's, called by Numba's np.dot" if f"{os.sep}scipy" in path
+        user = ("scipy's" if f"{os.sep}scipy" in path
                 else "numpy's" if f"{os.sep}numpy" in path else "")
+        if path == BLAS_LIBRARY or (user == "scipy's" and BLAS_LIBRARY.startswith("scipy.")):
+            user += ", fastmlp's kernels call its gemm"
         details = [lib["internal_api"] + (f" {lib['version']}" if lib.get("version") else ""),
                    f"{lib['num_threads']} threads"]
         if lib.get("threading_layer"):

@@ -9,10 +9,20 @@ pay off in the training loop:
 - read and write a block of columns of a weight matrix in place (its rows are strided by the
   full width), which lets each thread own a slice of a layer's units (``train_units``).
 
-The routine is SciPy's ``cython_blas`` ``sgemm``/``dgemm`` (the library ``np.dot`` in Numba
-already uses, held to one thread by :func:`fastmlp._engine.blas_single_threaded`), reached
-through :func:`numba.extending.get_cython_function_address`.
+The routine comes from NumPy's own OpenBLAS when NumPy's wheel bundles one (its 64-bit-integer
+``scipy_sgemm_64_``), else from SciPy's ``cython_blas`` (the library ``np.dot`` in Numba calls).
+NumPy's build (OpenBLAS 0.3.31 against SciPy's 0.3.30 here) was measured faster on the
+engine's small float32 products, one thread each, 2000 calls in one compiled loop: 26.2 us
+against 34.6 for 32 x 784 x 50, 22.5 against 26.5 for the fused update 784 x 32 x 50, 1.39
+against 1.89 for 32 x 64 x 32 (float64: the same to 12% faster). A Fashion-MNIST epoch, batch
+32, float32, went from 0.142 s to 0.117 s. Both libraries are held to one thread by
+:func:`fastmlp._engine.blas_single_threaded`. ``FASTMLP_BLAS=scipy`` forces SciPy's;
+:data:`BLAS_LIBRARY` names the one in use.
 """
+
+import ctypes
+import glob
+import os
 
 import llvmlite.binding
 import numpy as np
@@ -21,18 +31,53 @@ from numba.extending import get_cython_function_address
 
 from fastmlp._kernels._jit import jit
 
-# The routines are called by symbol name, registered with LLVM here, at import, before any
-# kernel that calls them is compiled or loaded from the cache. (A ctypes function pointer would
-# bake the address into the machine code, and Numba refuses to cache that.)
-for _name in ("sgemm", "dgemm"):
-    llvmlite.binding.add_symbol(
-        f"fastmlp_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
+
+def _numpy_openblas():
+    """``{"sgemm": address, "dgemm": address}`` in NumPy's bundled OpenBLAS, or None."""
+    root = os.path.dirname(np.__file__)
+    for pattern in (os.path.join(root + ".libs", "*openblas*"),  # Linux, Windows wheels
+                    os.path.join(root, ".dylibs", "*openblas*")):  # macOS wheels
+        for path in sorted(glob.glob(pattern)):
+            try:
+                lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
+            except OSError:
+                continue
+            found = {}
+            for name in ("sgemm", "dgemm"):
+                for symbol in (f"scipy_{name}_64_", f"{name}_64_", f"scipy_{name}_", f"{name}_"):
+                    if hasattr(lib, symbol):
+                        found[name] = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+                        break
+            if len(found) == 2:
+                return found, path
+    return None, None
+
+
+def _choose_gemm():
+    addresses, path = (None, None)
+    if os.environ.get("FASTMLP_BLAS", "numpy") != "scipy":
+        addresses, path = _numpy_openblas()
+    if addresses is None:
+        addresses = {name: get_cython_function_address("scipy.linalg.cython_blas", name)
+                     for name in ("sgemm", "dgemm")}
+        path = "scipy.linalg.cython_blas"
+    # The kernels call the routines by symbol name, registered with LLVM here, at import,
+    # before any kernel that calls them is compiled or loaded from the cache. (A ctypes
+    # function pointer would bake the address into the machine code, which Numba will not
+    # cache, and which would not follow the choice above from one process to the next.)
+    for name, address in addresses.items():
+        llvmlite.binding.add_symbol(f"fastmlp_{name}", address)
+    return path
+
+
+#: The shared library (or SciPy module) whose ``sgemm``/``dgemm`` :func:`gemm` calls.
+BLAS_LIBRARY = _choose_gemm()
 # Fortran BLAS: every argument by pointer.
 _GEMM_SIGNATURE = types.void(*([types.voidptr] * 13))
 _sgemm = types.ExternalFunction("fastmlp_sgemm", _GEMM_SIGNATURE)
 _dgemm = types.ExternalFunction("fastmlp_dgemm", _GEMM_SIGNATURE)
 
-_N = 78  # ord("N"), stored in an int32 whose first byte Fortran reads as the character
+_N = 78  # ord("N"): Fortran reads the first byte at the pointer as the character
 _T = 84  # ord("T")
 
 
@@ -89,7 +134,9 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
         raise ValueError("gemm: every view needs unit stride along its rows")
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a row-major matrix
     # is its own transpose in column-major order: call gemm with the operands swapped.
-    ints = np.empty(8, np.int32)
+    # Integers are stored as int64: a 64-bit-integer BLAS reads them whole, a 32-bit one reads
+    # the low half, which on the little-endian machines Numba runs on is the same value.
+    ints = np.empty(8, np.int64)
     ints[0] = _T if trans_b else _N
     ints[1] = _T if trans_a else _N
     ints[2] = n

@@ -4,12 +4,13 @@ A BLAS call from compiled code costs a few microseconds however small the matric
 the products of a small network (digits: 32 x 64 x 32) that overhead dominates, and a plain
 loop that vectorises along the last axis is faster. ``_config.BLAS_MIN_FLOPS`` is the size
 (``m * k * n`` multiply-adds) from which BLAS wins, chosen by ``benchmarks/bench_kernels.py``.
+BLAS is :func:`fastmlp._kernels.blas.gemm` (NumPy's OpenBLAS where it has one).
 """
 
-import numpy as np
 
 from fastmlp._config import BLAS_MIN_FLOPS
 from fastmlp._kernels._jit import jit
+from fastmlp._kernels.blas import gemm
 
 
 @jit
@@ -18,7 +19,7 @@ def matmul(A, B, out):
     m, k = A.shape
     n = B.shape[1]
     if m * k * n >= BLAS_MIN_FLOPS:
-        np.dot(A, B, out)
+        gemm(False, False, 1.0, A, B, 0.0, out)
         return
     out[:] = 0
     for i in range(m):
@@ -34,7 +35,7 @@ def matmul_tn(A, B, out):
     m, k = A.shape
     n = B.shape[1]
     if m * k * n >= BLAS_MIN_FLOPS:
-        np.dot(A.T, B, out)
+        gemm(True, False, 1.0, A, B, 0.0, out)
         return
     out[:] = 0
     for i in range(m):
@@ -50,7 +51,7 @@ def matmul_nt(A, B, out):
     m, n = A.shape
     k = B.shape[0]
     if m * k * n >= BLAS_MIN_FLOPS:
-        np.dot(A, B.T, out)
+        gemm(False, True, 1.0, A, B, 0.0, out)
         return
     for i in range(m):
         for p in range(k):
