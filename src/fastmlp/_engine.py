@@ -56,9 +56,9 @@ def blas_single_threaded():
     with _blas_lock:
         if _blas_users == 0:
             if _blas_controller is None:
-                # Load the BLAS that Numba's np.dot calls (SciPy's) before threadpoolctl looks
-                # for libraries: it is otherwise loaded only when a kernel first runs, and a
-                # controller made before would leave it unlimited.
+                # Load SciPy's BLAS (the kernels' when NumPy bundles none, see
+                # _kernels/blas.py) before threadpoolctl looks for libraries: it may otherwise
+                # load only later, and a controller made before would leave it unlimited.
                 import scipy.linalg.cython_blas  # noqa: F401
                 from threadpoolctl import ThreadpoolController
 

@@ -258,7 +258,8 @@ def thread_limits(n_threads):
         return
     import numba
 
-    # Numba's np.dot calls scipy's BLAS, loaded lazily: load it now so the limit reaches it.
+    # SciPy's BLAS (the kernels' when NumPy bundles none) loads lazily: load it now so the
+    # limit reaches it.
     import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import threadpool_limits
 
