@@ -53,9 +53,9 @@ PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_PARALLEL_MIN_FLOPS", 1 << 18))
 #: A network with one hidden layer, trained in batches of at most this many rows, splits its
 #: hidden units over the lanes (``_kernels/train_units.py``) rather than the batch's rows: one
 #: fork/join per batch and no gradient sums. Measured (``benchmarks/bench_kernels.py``, network
-#: 784-100-10, float32, 2 threads): units faster at batch 16, 32, 64 (0.0187 s against 0.0264,
-#: 0.0152 against 0.0180, 0.0132 against 0.0139), rows faster at 128 and 200 (0.0120 against
-#: 0.0125, 0.0112 against 0.0119).
+#: 784-100-10, float32, 2 threads): units faster at batch 16, 32, 64 (0.0144 s against 0.0201,
+#: 0.0126 against 0.0142, 0.0115 against 0.0120), rows faster at 128 and 200 (0.0106 against
+#: 0.0110, 0.0101 against 0.0108).
 UNIT_SPLIT_MAX_BATCH = int(os.environ.get("FASTMLP_UNIT_SPLIT_MAX_BATCH", 64))
 
 #: ... and at least this many hidden units per lane: with 16 (network 64-32-10) the split lost at
