@@ -218,13 +218,14 @@ def test_epoch_stops_before_a_non_finite_batch(rng):
     np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL, atol=RTOL)
 
 
+@pytest.mark.parametrize("l2", ["none", "both"])
 @pytest.mark.parametrize("output", ["softmax", "logistic"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output):
+def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output, l2):
     """The threaded epoch (each batch split over threads, gradient slabs summed) is the same.
 
     21 rows in batches of 5: the last batch has one row, fewer than the threads, so one thread
-    has no rows and must contribute a zero gradient.
+    has no rows and must contribute a zero gradient. With and without L2.
     """
     from fastmlp import _config
 
@@ -232,7 +233,7 @@ def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output):
     n = 21
     net, theta, X, Y = make_case(rng, output, "tanh", n=n)
     opt_name, settings = OPTIMIZERS[optimizer]
-    l2, per_sample = L2["both"]
+    l2, per_sample = L2[l2]
     trainer = Trainer(net, BATCH, opt_name, l2=l2, l2_per_sample=per_sample, **settings)
     if trainer.n_lanes < 2:
         pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
