@@ -10,6 +10,7 @@ Two ways to compute the cost, chosen by ``clip_eps``:
 
 import numpy as np
 
+from fastmlp._kernels import expfast
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import LOGISTIC, sigmoid1
 
@@ -80,7 +81,10 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
             if with_loss and row_ok:
                 n_correct += 1
         return loss_sum, n_correct
-    # softmax, with the row maximum m subtracted so exp never overflows
+    # softmax, with the row maximum m subtracted so exp never overflows. Three passes, so the
+    # exps run as one flat loop that vectorises (expfast): per row, the maximum, the argmaxes
+    # and the cost's sum_j t_j (m - v_j); then e^{v - m} for every entry; then per row the sum
+    # and the cost's log term.
     for i in range(n):
         m = z[i, 0] + b[0]
         best_a = 0
@@ -89,21 +93,33 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
             if v > m:
                 m = v
                 best_a = j
-        s = zero
-        sum_t = zero
         gap = zero  # sum_j t_j (m - v_j), every term >= 0
         best_y = 0
         for j in range(k):
             v = z[i, j] + b[j]
             if with_loss:
                 t = y[i, j]
-                sum_t += t
                 gap += t * (m - v)
                 if t > y[i, best_y]:
                     best_y = j
-            e = np.exp(v - m)
-            z[i, j] = e
-            s += e
+            z[i, j] = v - m
+        if with_loss:
+            if clip_eps == 0:
+                loss_sum += gap
+            if best_a == best_y:
+                n_correct += 1
+    if z.flags.c_contiguous:
+        flat = z.reshape(n * k)
+        for q in range(n * k):
+            flat[q] = expfast.exp(flat[q])
+    else:
+        for i in range(n):
+            for j in range(k):
+                z[i, j] = expfast.exp(z[i, j])
+    for i in range(n):
+        s = zero
+        for j in range(k):
+            s += z[i, j]
         inv = one / s
         for j in range(k):
             z[i, j] *= inv
@@ -116,10 +132,12 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
                         loss_sum -= t * np.log(p)
             else:
                 # C_x = sum_j t_j (log sum_k e^{v_k} - v_j) = sum_t log(s) + sum_j t_j (m - v_j):
-                # a sum of non-negative terms, finite however wrong the prediction.
-                loss_sum += sum_t * np.log(s) + gap
-            if best_a == best_y:
-                n_correct += 1
+                # a sum of non-negative terms, finite however wrong the prediction (the second
+                # sum was added in the first pass).
+                sum_t = zero
+                for j in range(k):
+                    sum_t += y[i, j]
+                loss_sum += sum_t * np.log(s)
     return loss_sum, n_correct
 
 
