@@ -4,7 +4,7 @@ import numpy as np
 from numba import prange
 
 from fastmlp._kernels._jit import jit
-from fastmlp._kernels.backward import backward
+from fastmlp._kernels.backward import backward, backward_sgd
 from fastmlp._kernels.forward import forward
 from fastmlp._kernels.layout import activation_layout, rows_view
 from fastmlp._kernels.loss import output_delta
@@ -75,6 +75,19 @@ def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act
     n = x.shape[0]
     n_weights = b_off[0]
     T = theta.dtype.type
+    if (optimizer == SGD and momentum == 0 and not nesterov and l2 == 0
+            and l2_per_sample == 0):
+        # plain SGD: BP4 and the step fused, no gradient stored (backward.backward_sgd)
+        loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off,
+                                      hidden_act, out_act, y, clip_eps, True)
+        if np.isfinite(loss_sum):
+            n_layers = sizes.shape[0] - 1
+            k = y.shape[1]
+            output_delta(rows_view(act_buf, a_off[n_layers - 1], n, k), y,
+                         rows_view(delta_buf, a_off[n_layers - 1], n, k), T(1.0 / n))
+            backward_sgd(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act,
+                         learning_rate)
+        return loss_sum, n_correct
     loss_sum, n_correct = forward_backward(x, y, T(1.0 / n), theta, grad, sizes, w_off, b_off,
                                            hidden_act, out_act, act_buf, delta_buf, a_off,
                                            clip_eps)
