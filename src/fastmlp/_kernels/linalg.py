@@ -30,17 +30,23 @@ def matmul(A, B, out):
 
 
 @jit
-def matmul_tn(A, B, out):
-    """``out = A.T @ B`` for ``A`` (m, k), ``B`` (m, n), ``out`` (k, n) C-contiguous."""
+def matmul_tn(A, B, out, alpha=1.0, beta=0.0):
+    """``out = alpha * A.T @ B + beta * out`` for ``A`` (m, k), ``B`` (m, n), ``out`` (k, n).
+
+    ``out`` is C-contiguous; ``beta`` is 0 (overwrite) or 1 (accumulate: BP4 fused into an
+    SGD step).
+    """
     m, k = A.shape
     n = B.shape[1]
     if m * k * n >= BLAS_MIN_FLOPS:
-        gemm(True, False, 1.0, A, B, 0.0, out)
+        gemm(True, False, alpha, A, B, beta, out)
         return
-    out[:] = 0
+    if beta == 0:
+        out[:] = 0
+    T = out.dtype.type
     for i in range(m):
         for p in range(k):
-            a = A[i, p]
+            a = T(alpha) * A[i, p]
             for j in range(n):
                 out[p, j] += a * B[i, j]
 

@@ -4,7 +4,7 @@ import numpy as np
 from numba import prange
 
 from fastmlp._kernels._jit import jit
-from fastmlp._kernels.backward import backward, backward_sgd
+from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
 from fastmlp._kernels.layout import activation_layout, rows_view
 from fastmlp._kernels.loss import output_delta
@@ -34,8 +34,11 @@ def gather_rows_csr(data, indices, indptr, order, start, x):
 
 @jit
 def forward_backward(x, y, scale, theta, grad, sizes, w_off, b_off, hidden_act, out_act,
-                     act_buf, delta_buf, a_off, clip_eps):
+                     act_buf, delta_buf, a_off, clip_eps, sgd_rate=0.0):
     """Forward pass, BP1 (times ``scale``) and BP2-BP4 of the rows ``(x, y)`` into ``grad``.
+
+    With ``sgd_rate > 0`` the plain SGD step is applied to ``theta`` instead (see
+    :func:`fastmlp._kernels.backward.backward`).
 
     Returns
     -------
@@ -53,7 +56,8 @@ def forward_backward(x, y, scale, theta, grad, sizes, w_off, b_off, hidden_act, 
     # BP1; with scale = 1/batch rows every delta and gradient is of the batch's mean cost
     a_out = rows_view(act_buf, a_off[n_layers - 1], n, k)
     output_delta(a_out, y, rows_view(delta_buf, a_off[n_layers - 1], n, k), scale)
-    backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act, grad)
+    backward(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act, grad,
+             sgd_rate)
     return loss_sum, n_correct
 
 
@@ -75,23 +79,13 @@ def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act
     n = x.shape[0]
     n_weights = b_off[0]
     T = theta.dtype.type
-    if (optimizer == SGD and momentum == 0 and not nesterov and l2 == 0
-            and l2_per_sample == 0):
-        # plain SGD: BP4 and the step fused, no gradient stored (backward.backward_sgd)
-        loss_sum, n_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off,
-                                      hidden_act, out_act, y, clip_eps, True)
-        if np.isfinite(loss_sum):
-            n_layers = sizes.shape[0] - 1
-            k = y.shape[1]
-            output_delta(rows_view(act_buf, a_off[n_layers - 1], n, k), y,
-                         rows_view(delta_buf, a_off[n_layers - 1], n, k), T(1.0 / n))
-            backward_sgd(theta, sizes, w_off, b_off, x, act_buf, delta_buf, a_off, hidden_act,
-                         learning_rate)
-        return loss_sum, n_correct
+    # plain SGD: BP4 and the step fused, no gradient stored
+    fused = (optimizer == SGD and momentum == 0 and not nesterov and l2 == 0
+             and l2_per_sample == 0 and learning_rate > 0)
     loss_sum, n_correct = forward_backward(x, y, T(1.0 / n), theta, grad, sizes, w_off, b_off,
                                            hidden_act, out_act, act_buf, delta_buf, a_off,
-                                           clip_eps)
-    if not np.isfinite(loss_sum):
+                                           clip_eps, learning_rate if fused else 0.0)
+    if fused or not np.isfinite(loss_sum):
         return loss_sum, n_correct
     coef = T(l2 + l2_per_sample / n)
     if optimizer == ADAM:
