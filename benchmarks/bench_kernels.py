@@ -1,11 +1,11 @@
-"""The two engine thresholds of ``fastmlp._config``, measured.
+"""The engine thresholds of ``fastmlp._config``, measured.
 
 (a) ``BLAS_MIN_FLOPS``: ``fastmlp._kernels.linalg`` sends a product of ``m * k * n``
-    multiply-adds to BLAS (``np.dot`` inside ``@njit``) from that size on, and runs smaller
-    ones as compiled loops. Here both paths -- copies of linalg's loops and its ``np.dot``
-    calls, compiled with the package's ``jit`` options -- are timed on the products of small
-    networks and on a sweep of cubes, for the three products the engine uses (``A @ B`` in the
-    forward pass, ``A.T @ B`` in BP4, ``A @ B.T`` in BP2), BLAS on one thread as in the engine.
+    multiply-adds to BLAS (``fastmlp._kernels.blas.gemm``) from that size on, and runs smaller
+    ones as compiled loops. Here both paths -- linalg's own loops and its ``gemm`` calls --
+    are timed on the products of small networks and on a sweep of cubes, for the three
+    products the engine uses (``A @ B`` in the forward pass, ``A.T @ B`` in BP4, ``A @ B.T`` in
+    BP2), BLAS on one thread as in the engine.
     Each round calls the kernel ``calls`` times inside one compiled loop, so Python's call
     overhead is not measured.
 (b) ``PARALLEL_MIN_FLOPS``: a batch of ``batch * sum(fan_in * fan_out)`` multiply-adds is split
@@ -28,60 +28,30 @@ from threadpoolctl import threadpool_limits
 
 from fastmlp import _config
 from fastmlp._kernels._jit import jit
+from fastmlp._kernels.blas import gemm
+from fastmlp._kernels.linalg import loop_nn, loop_nt, loop_tn
 
 
 # -- (a) compiled loops vs BLAS -----------------------------------------------------------------
-# The loops are those of fastmlp/_kernels/linalg.py without the size test; cache=False because
-# closures over a kernel (below) cannot be cached and these compile in well under a second.
-@jit(cache=False)
-def loop_nn(A, B, out):
-    m, k = A.shape
-    n = B.shape[1]
-    out[:] = 0
-    for i in range(m):
-        for p in range(k):
-            a = A[i, p]
-            for j in range(n):
-                out[i, j] += a * B[p, j]
-
-
-@jit(cache=False)
-def loop_tn(A, B, out):
-    m, k = A.shape
-    n = B.shape[1]
-    out[:] = 0
-    for i in range(m):
-        for p in range(k):
-            a = A[i, p]
-            for j in range(n):
-                out[p, j] += a * B[i, j]
-
-
-@jit(cache=False)
-def loop_nt(A, B, out):
-    m, n = A.shape
-    k = B.shape[0]
-    for i in range(m):
-        for p in range(k):
-            s = out.dtype.type(0)
-            for j in range(n):
-                s += A[i, j] * B[p, j]
-            out[i, p] = s
-
-
+# The engine's own loops and BLAS calls (fastmlp/_kernels/linalg.py) without its size test;
+# cache=False for the wrappers because closures over a kernel (below) cannot be cached.
 @jit(cache=False)
 def blas_nn(A, B, out):
-    np.dot(A, B, out)
+    gemm(False, False, 1.0, A, B, 0.0, out)
 
 
 @jit(cache=False)
 def blas_tn(A, B, out):
-    np.dot(A.T, B, out)
+    gemm(True, False, 1.0, A, B, 0.0, out)
 
 
 @jit(cache=False)
 def blas_nt(A, B, out):
-    np.dot(A, B.T, out)
+    gemm(False, True, 1.0, A, B, 0.0, out)
+
+
+LOOPS = {"nn": loop_nn, "tn": loop_tn, "nt": loop_nt}
+BLAS = {"nn": blas_nn, "tn": blas_tn, "nt": blas_nt}
 
 
 def _repeat(kernel):
@@ -94,7 +64,7 @@ def _repeat(kernel):
 
 
 KERNELS = {
-    (op, impl): _repeat(globals()[f"{impl}_{op}"])
+    (op, impl): _repeat((LOOPS if impl == "loop" else BLAS)[op])
     for op in ("nn", "tn", "nt") for impl in ("loop", "blas")
 }
 OP_NAMES = {"nn": "A @ B (forward)", "tn": "A.T @ B (BP4)", "nt": "A @ B.T (BP2)"}
