@@ -363,10 +363,10 @@ def test_float32_epoch_agrees_with_float64(rng, optimizer, hidden, output):
 
 
 class KernelState:
-    """The buffers and optimizer state ``train_epoch``/``train_epoch_csr`` document, made here.
+    """The buffers and optimizer state ``train_epoch`` documents, made here.
 
-    The kernels are called directly (not through ``Trainer``), each with its own state, so the
-    dense and CSR kernels are compared with each other as well as with ``Trainer.epoch``.
+    The serial kernel is called directly (not through ``Trainer``), with its own state, so that
+    ``Trainer.epoch`` on a CSR ``X`` is compared with the kernel as well as with the reference.
     """
 
     def __init__(self, net, batch_size, optimizer, *, learning_rate, momentum=0.0,
@@ -391,9 +391,6 @@ class KernelState:
         layout_args = (self.batch_size, theta, self.grad, net.sizes, net.w_off, net.b_off,
                        net.hidden_act, net.out_act, self.x_buf, self.y_buf, self.act_buf,
                        self.delta_buf, self.a_off)
-        if sp.issparse(X):
-            return train.train_epoch_csr(X.data, X.indices, X.indptr, Y, order, *layout_args,
-                                         *self.optimizer_args)
         return train.train_epoch(X, Y, order, *layout_args, *self.optimizer_args)
 
 
@@ -414,8 +411,8 @@ def test_csr_epoch_equals_dense_epoch(rng, output, optimizer, dtype):
     assert X_csr.nnz < X.size
     opt_name, settings = OPTIMIZERS[optimizer]
     kw = dict(l2=0.01, l2_per_sample=0.1, **settings)
-    trainer = Trainer(net, BATCH, opt_name, **kw)
-    dense, sparse = KernelState(net, BATCH, opt_name, **kw), KernelState(net, BATCH, opt_name, **kw)
+    trainer, sparse = Trainer(net, BATCH, opt_name, **kw), Trainer(net, BATCH, opt_name, **kw)
+    dense = KernelState(net, BATCH, opt_name, **kw)
     theta_trainer, theta_dense, theta_sparse = theta.copy(), theta.copy(), theta.copy()
     Ws, bs = reference_params(net, theta)
     ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)

@@ -21,6 +21,10 @@ from fastmlp._params import activation_offsets, layout
 PREDICT_CHUNK = 4096
 #: Rows per chunk when computing a full-data cost and gradient (``Model.gradients``, L-BFGS).
 LOSS_CHUNK = 8192
+#: Entries (rows times features) of the dense block a sparse epoch makes at a time: its rows
+#: are taken in the epoch's order, a whole number of batches, and trained by the dense kernel
+#: the engine chose. 2^22 entries are 16 MiB in float32, 32 MiB in float64.
+SPARSE_BLOCK_ENTRIES = 1 << 22
 
 
 _blas_lock = threading.Lock()
@@ -190,6 +194,11 @@ class Network:
         return float(loss), int(n_correct), (grad if with_grad else None)
 
 
+#: What a :class:`Trainer`'s lanes can split (its ``split``): every one must be tested with
+#: dense and with sparse input (tests/test_sparse.py fails when one is not).
+SPLITS = ("none", "rows", "units")
+
+
 class Trainer:
     """Buffers and optimizer state for one fit: one compiled call per epoch, no allocation in it.
 
@@ -216,7 +225,8 @@ class Trainer:
     split : {"none", "rows", "units"}
         What the lanes split: nothing, the batch's rows (``train.train_epoch_parallel``), or,
         for one hidden layer and batches of at most ``_config.UNIT_SPLIT_MAX_BATCH`` rows, the
-        hidden units (``train_units.train_epoch_units``). Sparse input always trains serially.
+        hidden units (``train_units.train_epoch_units``). Sparse input takes the same kernel
+        (see :meth:`epoch`).
     """
 
     def __init__(self, network, batch_size, optimizer, *, learning_rate, momentum=0.0,
@@ -245,6 +255,7 @@ class Trainer:
             self.split = "units"
         else:
             self.split = "rows" if self.n_lanes > 1 else "none"
+        assert self.split in SPLITS
         # Each row lane gets its own activations, deltas and gradient (one row each).
         row_lanes = self.n_lanes if self.split == "rows" else 1
         rows = -(-self.batch_size // row_lanes)
@@ -253,8 +264,7 @@ class Trainer:
         self.delta_buf = np.empty((row_lanes, total), dtype=dt)
         self.grad = np.empty((row_lanes, net.n_params), dtype=dt)
         if self.split == "units":
-            # the buffers train_units.train_epoch_units documents (the serial ones above serve
-            # sparse input, which always trains serially)
+            # the buffers train_units.train_epoch_units documents
             width = -(-sizes[1] // self.n_lanes)
             self.x_bufs = np.empty((3, self.batch_size, sizes[0]), dtype=dt)
             self.unit_act = np.empty((2 * self.n_lanes, self.batch_size * width), dtype=dt)
@@ -276,8 +286,11 @@ class Trainer:
     def epoch(self, theta, X, Y, order):
         """Train one epoch over the rows of ``(X, Y)`` in ``order``; ``theta`` is updated.
 
-        ``X`` is C-contiguous of the network's dtype, or a scipy.sparse CSR matrix with data of
-        that dtype (only each batch's rows are made dense).
+        ``X`` is C-contiguous of the network's dtype, or a scipy.sparse matrix with data of
+        that dtype. A sparse ``X`` is never made dense whole: the rows of a whole number of
+        batches are made dense at a time (``SPARSE_BLOCK_ENTRIES``), in the epoch's order, and
+        trained by the same kernel as a dense ``X``. Every batch holds the same rows as it
+        would from the dense matrix, so the results are the dense fit's, bit for bit.
 
         Returns
         -------
@@ -287,38 +300,55 @@ class Trainer:
         n_seen : int
             ``len(order)`` unless a batch's cost was not finite (training stopped there).
         """
+        with blas_single_threaded():
+            if not _is_sparse(X):
+                return self._dense_epoch(theta, X, Y, order)
+            X = _canonical_csr(X)
+            M = order.shape[0]
+            n_features = X.shape[1]
+            batches = max(1, SPARSE_BLOCK_ENTRIES // (self.batch_size * max(1, n_features)))
+            block = min(M, batches * self.batch_size)
+            x_block = np.empty((block, n_features), dtype=self.network.dtype)
+            y_block = np.empty((block, Y.shape[1]), dtype=self.network.dtype)
+            identity = np.arange(block, dtype=np.int64)
+            loss_sum, n_correct = 0.0, 0
+            for start in range(0, M, block):
+                m = min(block, M - start)
+                x, y = x_block[:m], y_block[:m]
+                train.gather_rows_csr(X.data, X.indices, X.indptr, order, start, x)
+                train.gather_rows(Y, order, start, y)
+                part_loss, part_correct, part_seen = self._dense_epoch(theta, x, y,
+                                                                       identity[:m])
+                loss_sum += part_loss
+                n_correct += part_correct
+                if part_seen < m:
+                    return loss_sum, n_correct, start + part_seen
+            return loss_sum, n_correct, M
+
+    def _dense_epoch(self, theta, X, Y, order):
+        """:meth:`epoch` on a dense ``X``, through the kernel of ``self.split``."""
         net = self.network
         optimizer_args = (
             self.optimizer, float(self.learning_rate), float(self.momentum), self.nesterov,
             float(self.beta_1), float(self.beta_2), float(self.epsilon), self.state_1, self.state_2,
             self.step, self.l2, self.l2_per_sample, float(self.clip_eps),
         )
-        with blas_single_threaded():
-            if _is_sparse(X):
-                # Only each batch's rows are made dense, by the kernel (serial: sparse input is
-                # bound by the gather, not the products).
-                X = _canonical_csr(X)
-                loss_sum, n_correct, n_seen = train.train_epoch_csr(
-                    X.data, X.indices, X.indptr, Y, order, self.batch_size, theta,
-                    self.grad[0], net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
-                    self.x_buf, self.y_buf, self.act_buf[0], self.delta_buf[0], self.a_off,
-                    *optimizer_args)
-            elif self.split == "units":
-                loss_sum, n_correct, n_seen = train_units.train_epoch_units(
-                    X, Y, order, self.batch_size, theta, net.sizes, net.hidden_act, net.out_act,
-                    self.x_bufs, self.y_buf, self.unit_act, self.unit_delta, self.out_parts,
-                    self.out_buf, self.theta_packs, self.grad_packs, self.state_1_packs,
-                    self.state_2_packs, *optimizer_args)
-            elif self.split == "rows":
-                loss_sum, n_correct, n_seen = train.train_epoch_parallel(
-                    X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
-                    net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
-                    self.act_buf, self.delta_buf, self.a_off, *optimizer_args)
-            else:
-                loss_sum, n_correct, n_seen = train.train_epoch(
-                    X, Y, order, self.batch_size, theta, self.grad[0], net.sizes, net.w_off,
-                    net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
-                    self.act_buf[0], self.delta_buf[0], self.a_off, *optimizer_args)
+        if self.split == "units":
+            loss_sum, n_correct, n_seen = train_units.train_epoch_units(
+                X, Y, order, self.batch_size, theta, net.sizes, net.hidden_act, net.out_act,
+                self.x_bufs, self.y_buf, self.unit_act, self.unit_delta, self.out_parts,
+                self.out_buf, self.theta_packs, self.grad_packs, self.state_1_packs,
+                self.state_2_packs, *optimizer_args)
+        elif self.split == "rows":
+            loss_sum, n_correct, n_seen = train.train_epoch_parallel(
+                X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
+                net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
+                self.act_buf, self.delta_buf, self.a_off, *optimizer_args)
+        else:
+            loss_sum, n_correct, n_seen = train.train_epoch(
+                X, Y, order, self.batch_size, theta, self.grad[0], net.sizes, net.w_off,
+                net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
+                self.act_buf[0], self.delta_buf[0], self.a_off, *optimizer_args)
         return float(loss_sum), int(n_correct), int(n_seen)
 
 

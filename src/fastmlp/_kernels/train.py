@@ -167,35 +167,6 @@ def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidde
 
 
 @jit
-def train_epoch_csr(data, indices, indptr, Y, order, batch_size, theta, grad, sizes, w_off,
-                    b_off, hidden_act, out_act, x_buf, y_buf, act_buf, delta_buf, a_off,
-                    optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
-                    state_1, state_2, step, l2, l2_per_sample, clip_eps):
-    """:func:`train_epoch` for a CSR ``X`` (``data``, ``indices``, ``indptr``).
-
-    Only each batch's rows are made dense (into ``x_buf``); the whole matrix never is.
-    """
-    M = order.shape[0]
-    loss_sum = 0.0
-    n_correct = 0
-    for start in range(0, M, batch_size):
-        n = min(batch_size, M - start)
-        x = x_buf[:n]
-        y = y_buf[:n]
-        gather_rows_csr(data, indices, indptr, order, start, x)
-        gather_rows(Y, order, start, y)
-        batch_loss, correct = train_batch(
-            x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act_buf, delta_buf,
-            a_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
-            state_1, state_2, step, l2, l2_per_sample, clip_eps)
-        if not np.isfinite(batch_loss):
-            return loss_sum + batch_loss, n_correct, start
-        loss_sum += batch_loss
-        n_correct += correct
-    return loss_sum, n_correct, M
-
-
-@jit
 def _chunk_loss_and_gradient(x, y, scale, theta, grad, chunk_grad, sizes, w_off, b_off,
                              hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad):
     """Add one chunk's cost (summed) and gradient (``scale`` times summed) to the totals."""
