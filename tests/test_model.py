@@ -1,5 +1,6 @@
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -217,6 +218,25 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         Model([3, 2], seed=1).save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_save_gives_the_mode_open_would(tmp_path, umask):
+    """A new file is 0666 less the umask, as open() makes it (not mkstemp's 0600); a file
+    saved over keeps its mode, as open(path, "w") keeps it."""
+    old = os.umask(umask)
+    try:
+        Model([3, 2], seed=0).save(tmp_path / "new.npz")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(os.stat(tmp_path / "new.npz").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode) == 0o666 & ~umask
+    os.chmod(tmp_path / "new.npz", 0o640)
+    Model([3, 2], seed=1).save(tmp_path / "new.npz")
+    assert stat.S_IMODE(os.stat(tmp_path / "new.npz").st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["new.npz", "plain"]
 
 
 # -- bad input leaves the model as it was ---------------------------------------------------------

@@ -2,8 +2,9 @@
 
 import json
 import os
+import secrets
+import stat
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +19,31 @@ from fastmlp._validation import check_float, check_positive_int, check_targets, 
 #: Version of the ``.npz`` model file written by :meth:`Model.save`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "fastmlp.Model"
+
+
+def _create_beside(path):
+    """Create a new, empty temporary file beside ``path``; return ``(fd, name)``.
+
+    Not ``tempfile.mkstemp``: its file is mode 0600, which the rename would give ``path``. The
+    file is created with mode ``0o666`` (the umask applies, as for ``open``), or with the mode
+    of the file ``path`` names now, which a plain ``open`` would keep.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".fastmlp-{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            os.chmod(tmp, mode)
+        return fd, tmp
+    raise FileExistsError(f"no unused temporary file name in {directory!r}")  # pragma: no cover
 
 
 class DivergenceError(FloatingPointError):
@@ -312,7 +338,9 @@ class Model:
 
         The file holds ``weights_<l>`` and ``biases_<l>`` arrays and a JSON ``header`` (format
         version, layer sizes, activation, dtype). It is written to a temporary file beside
-        ``path`` and renamed over it, so a crash leaves any old file intact.
+        ``path`` and renamed over it, so a crash leaves any old file intact. The file gets the
+        permissions a plain ``open(path, "w")`` would give it: an existing file's, else
+        ``0o666`` less the umask.
         """
         path = os.fspath(path)
         header = {
@@ -328,8 +356,7 @@ class Model:
         for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"weights_{i}"] = W
             arrays[f"biases_{i}"] = b
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastmlp-", suffix=".tmp", dir=directory)
+        fd, tmp = _create_beside(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
