@@ -346,6 +346,14 @@ def test_user_errors_exit_2_with_one_line(bad_files, args, message):
     assert_user_error(result, message.replace("{dir}", str(bad_files)))
 
 
+@pytest.mark.parametrize("name", ["one-d.npy", "wide.npz", "garbage.bin", "garbage.npz"])
+def test_not_a_model_file_is_said_once(bad_files, name):
+    result = run("evaluate", bad_files / name)
+    assert_user_error(result, f"{str(bad_files / name)!r} is not a fastmlp model file: ")
+    assert result.stderr.count("is not a fastmlp model file") == 1, result.stderr
+    assert result.stderr.count(name) == 1, result.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (["train", "--hidden", "10", "x"], "argument --hidden: expected a positive integer"),
     (["train", "--learning-rate", "-1"], "expected a positive number, got '-1'"),
@@ -449,6 +457,12 @@ def test_help_is_complete_with_examples(command, options):
         assert option in result.stdout, option
 
 
+def test_predict_help_says_labels_are_the_models_class_names():
+    text = " ".join(run("predict", "--help").stdout.split())
+    assert "class indices" not in text
+    assert "Labels are printed one per line as the model's class names" in text
+
+
 # -- the documentation's examples --------------------------------------------------------------
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC_PAGES = ["index.md", "quickstart.md", "model.md", "migrating.md", "cli.md"]
@@ -458,17 +472,8 @@ def code_blocks(page, language):
     return re.findall(rf"^```{language}\n(.*?)^```", (DOCS / page).read_text(), re.M | re.S)
 
 
-@pytest.mark.parametrize("page", [p for p in DOC_PAGES if code_blocks(p, "python")])
-def test_docs_python_examples_run(page, tmp_path, monkeypatch):
-    # The blocks of a page run in order in one namespace, as a reader would paste them.
-    if "fastmlp.plotting" in (DOCS / page).read_text():
-        pytest.importorskip("matplotlib")
-    monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": "__docs__"}
-    for i, block in enumerate(code_blocks(page, "python")):
-        exec(compile(block, f"{page}, python block {i + 1}", "exec"), namespace)
-
-
+# tests/test_docs_blocks.py runs every block of the pages; this checks, quickly, that each
+# `fastmlp` line of their shell blocks parses, those of blocks it does not run included.
 @pytest.mark.parametrize("page", [p for p in DOC_PAGES if code_blocks(p, "sh")])
 def test_docs_command_lines_parse(page):
     from fastmlp.cli import build_parser

@@ -291,10 +291,33 @@ def test_load_fashion_mnist_missing(tmp_path, monkeypatch):
     msg = str(exc.value)
     assert "apt-get install dataset-fashion-mnist" in msg
     assert "FASHION_MNIST_DIR" in msg and str(nowhere) in msg
-    # path=None: the env var, then the default dir, are searched
+    # path=None, FASHION_MNIST_DIR unset: the default dir
+    monkeypatch.delenv("FASHION_MNIST_DIR")
     monkeypatch.setattr(datasets, "_FASHION_MNIST_DEFAULT_DIR", str(tmp_path / "default"))
-    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as exc:
         load_fashion_mnist()
+    assert f"directory {str(tmp_path / 'default')!r} does not exist" in str(exc.value)
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["no-such-folder", "empty-folder"])
+def test_fashion_mnist_dir_is_never_silently_ignored(made, tmp_path, monkeypatch):
+    # A FASHION_MNIST_DIR without the files is an error naming the variable and the path,
+    # even when the default folder holds the data.
+    default = tmp_path / "default"
+    default.mkdir()
+    _fake_mnist(default, n_train=7, n_test=3)
+    monkeypatch.setattr(datasets, "_FASHION_MNIST_DEFAULT_DIR", str(default))
+    wrong = tmp_path / "wrong"
+    if made:
+        wrong.mkdir()
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(wrong))
+    with pytest.raises(FileNotFoundError) as exc:
+        load_fashion_mnist()
+    problem = "lacks train-images-idx3-ubyte[.gz]" if made else "does not exist"
+    assert (f"the environment variable FASHION_MNIST_DIR is {str(wrong)!r}, a folder that "
+            f"{problem}") in str(exc.value)
+    monkeypatch.delenv("FASHION_MNIST_DIR")
+    assert load_fashion_mnist()[0].shape == (7, 12)
 
 
 # --------------------------------------------------------------------------------------

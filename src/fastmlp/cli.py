@@ -58,12 +58,14 @@ examples:
 _EPILOG_PREDICT = """INPUT is a .npy file (a 2-D array, used as is), a .csv file (numbers
 separated by commas, one sample per row, an optional header row; used as is) or any other
 file read as IDX (optionally gzip-compressed): IDX images of shape (n, rows, cols) are
-flattened, and uint8 ones scaled by 1/255 like the data loaders do. Labels are printed as
-class indices 0..K-1, one per line; --proba prints K comma-separated probabilities per line.
+flattened, and uint8 ones scaled by 1/255 like the data loaders do. Labels are printed one
+per line as the model's class names, saved with it: the labels of the data `fastmlp train`
+trained it on (neg and pos, for instance), or 0..K-1 for a Model saved without classes=;
+--proba prints K comma-separated probabilities per line, in the order of the class names.
 
 examples:
   fastmlp predict digits.npz samples.npy
-  fastmlp predict fashion.npz t10k-images-idx3-ubyte.gz -o labels.csv
+  fastmlp predict fashion.npz /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
   fastmlp predict digits.npz samples.csv --proba -o proba.csv
 """
 

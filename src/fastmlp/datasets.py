@@ -279,18 +279,22 @@ def _find_mnist_files(directory):
     return found
 
 
-def _missing_mnist_message(directory):
+def _mnist_folder_problem(directory):
+    """Return why ``directory`` fails: ``"does not exist"`` or ``"lacks <the files>"``."""
+    if not os.path.isdir(directory):
+        return "does not exist"
     missing = [
         f"{b}[.gz]"
         for b in _MNIST_FILES
         if not any(os.path.isfile(os.path.join(directory, b + s)) for s in ("", ".gz"))
     ]
-    if not os.path.isdir(directory):
-        where = f"directory {directory!r} does not exist"
-    else:
-        where = f"directory {directory!r} lacks {', '.join(missing)}"
+    return f"lacks {', '.join(missing)}"
+
+
+def _missing_mnist_message(directory):
     expected = ", ".join(f"{b}[.gz]" for b in _MNIST_FILES)
-    return f"{where}; an MNIST-format folder must contain the four IDX files {expected}"
+    return (f"directory {directory!r} {_mnist_folder_problem(directory)}; an MNIST-format "
+            f"folder must contain the four IDX files {expected}")
 
 
 def _images_labels(img_path, lbl_path):
@@ -368,8 +372,8 @@ def load_fashion_mnist(path=None):
     ----------
     path : str or os.PathLike, optional
         Directory with the four IDX files (see :func:`load_mnist`).  When ``None``, the
-        directory named by the environment variable ``FASHION_MNIST_DIR`` is tried, then
-        ``/usr/share/datasets/fashion-mnist`` (where Debian's ``dataset-fashion-mnist``
+        directory named by the environment variable ``FASHION_MNIST_DIR`` when it is set,
+        else ``/usr/share/datasets/fashion-mnist`` (where Debian's ``dataset-fashion-mnist``
         package installs them).
 
     Returns
@@ -386,28 +390,34 @@ def load_fashion_mnist(path=None):
     Raises
     ------
     FileNotFoundError
-        If no candidate directory contains the four files; the message explains how to
-        install them (``apt-get install dataset-fashion-mnist``) or point to them.
+        If the directory does not contain the four files; the message names the directory
+        (and ``FASHION_MNIST_DIR`` when the directory came from it) and explains how to
+        install the files (``apt-get install dataset-fashion-mnist``) or point to them.
+        A ``FASHION_MNIST_DIR`` that names a missing or incomplete folder is this error,
+        not a reason to look elsewhere.
     ValueError
         If the files are malformed (see :func:`load_mnist`).
     """
+    env = os.environ.get(_FASHION_MNIST_ENV)
     if path is not None:
-        candidates = [os.fspath(path)]
+        directory = os.fspath(path)
+    elif env:
+        directory = env  # set on purpose: never silently replaced by the default folder
     else:
-        candidates = []
-        env = os.environ.get(_FASHION_MNIST_ENV)
-        if env:
-            candidates.append(env)
-        candidates.append(_FASHION_MNIST_DEFAULT_DIR)
-    for directory in candidates:
-        if _find_mnist_files(directory) is not None:
-            return load_mnist(directory)
-    details = "; ".join(_missing_mnist_message(d) for d in candidates)
+        directory = _FASHION_MNIST_DEFAULT_DIR
+    if _find_mnist_files(directory) is not None:
+        return load_mnist(directory)
+    where = f"directory {directory!r} {_mnist_folder_problem(directory)}"
+    if path is None and env:
+        where = (f"the environment variable {_FASHION_MNIST_ENV} is {directory!r}, a folder "
+                 f"that {_mnist_folder_problem(directory)}")
+    expected = ", ".join(f"{b}[.gz]" for b in _MNIST_FILES)
     raise FileNotFoundError(
-        f"Fashion-MNIST not found ({details}). Install it with "
-        "`apt-get install dataset-fashion-mnist` (Debian), or set the environment "
-        f"variable {_FASHION_MNIST_ENV} (or pass path=) to a folder containing the four "
-        "IDX files."
+        f"Fashion-MNIST not found: {where}. Install it with "
+        "`apt-get install dataset-fashion-mnist` (Debian; it installs into "
+        f"{_FASHION_MNIST_DEFAULT_DIR}), or set the environment variable "
+        f"{_FASHION_MNIST_ENV} (or pass path=) to a folder holding the four IDX files "
+        f"{expected}."
     )
 
 

@@ -386,10 +386,10 @@ class Model:
             # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
             with open(path, "rb") as f:
                 data = np.load(f, allow_pickle=False)
-                if not hasattr(data, "files"):
-                    raise ValueError(f"{what}: it holds a single array, not an .npz archive")
-                with data:
-                    arrays = {name: data[name] for name in data.files}
+                single = not hasattr(data, "files")
+                if not single:
+                    with data:
+                        arrays = {name: data[name] for name in data.files}
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except ValueError as exc:
@@ -399,6 +399,8 @@ class Model:
             raise ValueError(f"{what}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - zipfile, zlib, lzma and numpy raise many types
             raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
+        if single:  # raised here, not in the try above, whose handler would prefix it again
+            raise ValueError(f"{what}: it holds a single array, not an .npz archive")
         header = _read_header(arrays, what)
         sizes = header["layer_sizes"]
         try:
