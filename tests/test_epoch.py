@@ -461,20 +461,21 @@ def test_trainer_epoch_accepts_csr(rng, dtype):
     assert theta_sparse.dtype == dtype
 
 
-def kernel_loss_and_gradient(net, theta, X, Y, *, l2, l2_per_sample, clip_eps, chunk):
-    grad = np.empty(net.n_params, dtype=net.dtype)
-    loss, n_correct = train.loss_and_gradient(
-        X, Y, theta, grad, net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act,
-        l2, l2_per_sample, clip_eps, True, chunk)
-    return loss, n_correct, grad
-
-
-def kernel_loss_and_gradient_csr(net, theta, X_csr, Y, *, l2, l2_per_sample, clip_eps, chunk):
-    grad = np.empty(net.n_params, dtype=net.dtype)
-    loss, n_correct = train.loss_and_gradient_csr(
-        X_csr.data, X_csr.indices, X_csr.indptr, X_csr.shape[1], Y, theta, grad, net.sizes,
-        net.w_off, net.b_off, net.hidden_act, net.out_act, l2, l2_per_sample, clip_eps, True,
-        chunk)
+def kernel_loss_and_gradient(net, theta, X, Y, *, l2, l2_per_sample, clip_eps, chunk, lanes=0):
+    """The full-data kernel on dense or CSR ``X``: serial (``lanes=0``) or in row lanes."""
+    dt = net.dtype
+    if sp.issparse(X):
+        x_args = (np.empty((0, 0), dt), X.data, X.indices, X.indptr, True)
+    else:
+        x_args = (X, np.empty(0, dt), np.empty(0, np.int32), np.empty(0, np.int32), False)
+    settings = (net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act, l2,
+                l2_per_sample, clip_eps, True, chunk)
+    if lanes:
+        grads = np.empty((lanes, net.n_params), dtype=dt)
+        loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads, *settings)
+        return loss, n_correct, grads[0]
+    grad = np.empty(net.n_params, dtype=dt)
+    loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grad, *settings)
     return loss, n_correct, grad
 
 
@@ -497,15 +498,55 @@ def test_loss_and_gradient_chunks_and_csr(rng, chunk, output, dtype):
     assert correct_1 == ref.n_correct(Ws, bs, X, Y, "sigmoid", output)
     np.testing.assert_allclose(grad_1, flat(ref_W + ref_b), rtol=ref_tol,
                                atol=ref_tol * np.abs(grad_1).max())
-    # chunked, dense and CSR: the same totals
-    for name, fn, data in (("dense", kernel_loss_and_gradient, X),
-                           ("csr", kernel_loss_and_gradient_csr, sp.csr_matrix(X))):
-        loss, n_correct, grad = fn(net, theta, data, Y, chunk=chunk, **kw)
-        assert grad.dtype == dtype
-        assert loss == pytest.approx(loss_1, rel=tol), name
-        assert n_correct == correct_1, name
-        np.testing.assert_allclose(grad, grad_1, rtol=tol, atol=tol * np.abs(grad_1).max(),
-                                   err_msg=name)
+    # chunked, dense and CSR, serial and in 1 to 3 row lanes: the same totals
+    for name, data in (("dense", X), ("csr", sp.csr_matrix(X))):
+        for lanes in (0, 1, 2, 3):
+            loss, n_correct, grad = kernel_loss_and_gradient(net, theta, data, Y, chunk=chunk,
+                                                             lanes=lanes, **kw)
+            what = f"{name}, {lanes} lanes"
+            assert grad.dtype == dtype
+            assert loss == pytest.approx(loss_1, rel=tol), what
+            assert n_correct == correct_1, what
+            np.testing.assert_allclose(grad, grad_1, rtol=tol, atol=tol * np.abs(grad_1).max(),
+                                       err_msg=what)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_network_loss_and_gradient_splits_large_inputs_in_lanes(rng, monkeypatch, sparse):
+    """Large inputs take the row-lane kernel; its result does not depend on the thread count."""
+    import numba
+
+    from fastmlp import _engine
+
+    monkeypatch.setattr(_engine, "parallel_lanes", lambda: 2)
+    monkeypatch.setattr(_engine._config, "LOSS_PARALLEL_MIN_FLOPS", 1 << 20)
+    net, theta, X, Y = make_case(rng, "softmax", "relu", sizes=(40, 64, 10), n=500)
+    assert 500 * net.n_weights >= 1 << 20  # lanes are used
+    data = sp.csr_matrix(sparsify(rng, X)) if sparse else X
+    calls = []
+    parallel = train.loss_and_gradient_parallel
+
+    def recording(*args):
+        calls.append(args[7].shape[0])  # the lanes' gradient slabs
+        return parallel(*args)
+
+    monkeypatch.setattr(train, "loss_and_gradient_parallel", recording)
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            results.append(net.loss_and_gradient(theta, data, Y, l2_per_sample=0.1))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert calls == [2, 2]
+    (loss_1, correct_1, grad_1), (loss_2, correct_2, grad_2) = results
+    assert (loss_1, correct_1) == (loss_2, correct_2)
+    np.testing.assert_array_equal(grad_1, grad_2)
+    serial = kernel_loss_and_gradient(net, theta, data, Y, l2=0.0, l2_per_sample=0.1,
+                                      clip_eps=0.0, chunk=500)
+    assert loss_1 == pytest.approx(serial[0], rel=SAME_RTOL)
+    assert correct_1 == serial[1]
+    np.testing.assert_allclose(grad_1, serial[2], rtol=1e-12, atol=1e-12 * np.abs(grad_1).max())
 
 
 def test_network_loss_and_gradient_uses_chunks(rng, monkeypatch):

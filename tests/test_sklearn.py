@@ -349,18 +349,18 @@ def test_verbose_prints_what_sklearn_prints(early_stopping):
 
 
 def test_keyboard_interrupt_returns_the_model_so_far(monkeypatch):
-    import fastmlp.sklearn as mod
+    from fastmlp._engine import Trainer
 
     calls = {"n": 0}
-    real_shuffle = mod._sk_shuffle
+    real_epoch = Trainer.epoch
 
-    def interrupting_shuffle(*args, **kwargs):
+    def interrupting_epoch(*args, **kwargs):  # Ctrl-C during the third epoch
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real_shuffle(*args, **kwargs)
+        return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(mod, "_sk_shuffle", interrupting_shuffle)
+    monkeypatch.setattr(Trainer, "epoch", interrupting_epoch)
     X, y = DATA["multiclass"]
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=10, random_state=0).fit(X, y)

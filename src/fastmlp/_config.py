@@ -50,6 +50,12 @@ PARALLEL = os.environ.get("FASTMLP_PARALLEL", "1") != "0"
 #: over threads beats one thread; measured by ``benchmarks/bench_kernels.py``.
 PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_PARALLEL_MIN_FLOPS", 1 << 18))
 
+#: Multiply-adds (``rows * sum(fan_in * fan_out)``) from which a full-data cost and gradient
+#: (L-BFGS's objective, ``Model.loss``/``gradients``, validation scores) splits its rows over
+#: the threads. Set high: such a call is made rarely, below this it takes a few milliseconds
+#: on one thread, and a process that never crosses it never compiles the parallel kernel.
+LOSS_PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_LOSS_PARALLEL_MIN_FLOPS", 1 << 24))
+
 #: A network with one hidden layer, trained in batches of at most this many rows, splits its
 #: hidden units over the lanes (``_kernels/train_units.py``) rather than the batch's rows: one
 #: fork/join per batch and no gradient sums. Measured (``benchmarks/bench_kernels.py``, network

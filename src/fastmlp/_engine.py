@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from fastmlp import _config
-from fastmlp._kernels import activations, forward, train, train_units
+from fastmlp._kernels import activations, blas, forward, train, train_units
 from fastmlp._params import activation_offsets, layout
 
 #: Rows per forward pass at prediction time: bounds the activation buffer, and is large enough
@@ -54,21 +54,14 @@ def blas_single_threaded():
     a parallel one (measured: 3.2 s instead of 0.6 s per Fashion-MNIST epoch), and BLAS threads
     on a loaded machine. So every kernel call runs with single-threaded BLAS, and parallelism
     comes from the parallel kernels alone. The limit is reference-counted so that concurrent
-    calls from several Python threads neither lift it early nor stack it. Costs ~6 us a call.
+    calls from several Python threads neither lift it early nor stack it. It is set through
+    OpenBLAS's own thread setter where the kernels' BLAS is a pthreads OpenBLAS (about 1 us,
+    and only when the count is not 1 already), else through threadpoolctl (about 100 us).
     """
-    global _blas_users, _blas_controller, _blas_limit
+    global _blas_users, _blas_limit
     with _blas_lock:
         if _blas_users == 0:
-            if _blas_controller is None:
-                # Load SciPy's BLAS (the kernels' when NumPy bundles none, see
-                # _kernels/blas.py) before threadpoolctl looks for libraries: it may otherwise
-                # load only later, and a controller made before would leave it unlimited.
-                import scipy.linalg.cython_blas  # noqa: F401
-                from threadpoolctl import ThreadpoolController
-
-                _blas_controller = ThreadpoolController()
-            _take_blas_control()
-            _blas_limit = _blas_controller.limit(limits=1, user_api="blas")
+            _blas_limit = _limit_blas()
         _blas_users += 1
     try:
         yield
@@ -76,10 +69,69 @@ def blas_single_threaded():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _take_blas_control()
-                _blas_limit.restore_original_limits()
-                _take_blas_control()
+                _blas_limit()
                 _blas_limit = None
+
+
+def _limit_blas():
+    """Hold the kernels' BLAS to one thread; return the function that restores it."""
+    global _blas_controller
+    if blas.BLAS_THREADS is not None:
+        get, put = blas.BLAS_THREADS
+        before = get()
+        if before == 1:
+            return _nothing
+        put(1)
+        return lambda: put(before)
+    if _blas_controller is None:
+        # Load SciPy's BLAS (the kernels' when NumPy bundles none, see _kernels/blas.py)
+        # before threadpoolctl looks for libraries: it may otherwise load only later, and a
+        # controller made before would leave it unlimited.
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    _take_blas_control()
+    limit = _blas_controller.limit(limits=1, user_api="blas")
+
+    def restore():
+        _take_blas_control()
+        limit.restore_original_limits()
+        _take_blas_control()
+
+    return restore
+
+
+def _nothing():
+    pass
+
+
+@contextlib.contextmanager
+def every_blas_single_threaded():
+    """Hold every BLAS library in the process to one thread, for a whole solver run.
+
+    :func:`blas_single_threaded` limits only the library the kernels call, per call. A solver
+    that calls other BLAS between kernel calls needs this too: scipy's L-BFGS-B does level-1
+    BLAS on the parameter vector through SciPy's OpenBLAS, whose threads then spin for a while
+    and take a core from the next kernel call (measured: a Fashion-MNIST L-BFGS fit, 20
+    iterations, 4.4 s instead of 3.2 s). Costs about 100 us (threadpoolctl), once per run.
+    """
+    global _blas_controller
+    with _blas_lock:
+        if _blas_controller is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (see _limit_blas)
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller = ThreadpoolController()
+        _take_blas_control()
+        limit = _blas_controller.limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _take_blas_control()
+            limit.restore_original_limits()
+            _take_blas_control()
 
 
 _fast_layer = None
@@ -118,6 +170,13 @@ def parallel_lanes():
         except ValueError:  # NUMBA_DISABLE_JIT=1: nothing was compiled, there is no pool
             _fast_layer = False
     return numba.config.NUMBA_NUM_THREADS if _fast_layer else 1
+
+
+# Placeholders for the kernels' unused arguments: the dense rows of a CSR input, or the CSR
+# arrays of a dense one.
+_NO_ROWS = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
+_NO_DATA = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+_NO_INDEX = np.empty(0, np.int32)
 
 
 class Network:
@@ -172,7 +231,8 @@ class Network:
         """Mean cost of ``(X, Y)`` (plus the L2 term) and its gradient as a flat vector.
 
         ``X`` is C-contiguous of ``dtype``, or a scipy.sparse matrix with data of ``dtype``
-        (made dense a chunk of rows at a time).
+        (made dense a chunk of rows at a time). Large inputs are split in row lanes over the
+        threads (``train.loss_and_gradient_parallel``).
 
         Returns
         -------
@@ -180,18 +240,27 @@ class Network:
         n_correct : int
         grad : (P,) array or None
         """
-        grad = np.empty(self.n_params if with_grad else 0, dtype=self.dtype)
-        chunk = max(1, min(LOSS_CHUNK, X.shape[0]))
+        N = X.shape[0]
+        flops = N * self.n_weights
+        lanes = parallel_lanes() if flops >= _config.LOSS_PARALLEL_MIN_FLOPS else 1
+        lanes = max(1, min(lanes, N))
+        grads = np.empty((lanes, self.n_params if with_grad else 0), dtype=self.dtype)
+        chunk = max(1, min(LOSS_CHUNK, -(-N // lanes)))
+        if _is_sparse(X):
+            X = _canonical_csr(X)
+            x_args = (_NO_ROWS[self.dtype], X.data, X.indices, X.indptr, True)
+        else:
+            x_args = (X, _NO_DATA[self.dtype], _NO_INDEX, _NO_INDEX, False)
         settings = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act, float(l2),
                     float(l2_per_sample), float(clip_eps), with_grad, chunk)
         with blas_single_threaded():
-            if _is_sparse(X):
-                X = _canonical_csr(X)
-                loss, n_correct = train.loss_and_gradient_csr(
-                    X.data, X.indices, X.indptr, X.shape[1], Y, theta, grad, *settings)
+            if lanes > 1:
+                loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads,
+                                                                   *settings)
             else:
-                loss, n_correct = train.loss_and_gradient(X, Y, theta, grad, *settings)
-        return float(loss), int(n_correct), (grad if with_grad else None)
+                loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0],
+                                                          *settings)
+        return float(loss), int(n_correct), (grads[0] if with_grad else None)
 
 
 #: What a :class:`Trainer`'s lanes can split (its ``split``): every one must be tested with

@@ -11,7 +11,8 @@ What makes the numbers equal to scikit-learn's (checked against scikit-learn 1.9
   order: the initial weights (``W^1, b^1, W^2, b^2, ...`` uniform in
   ``+-sqrt(f / (fan_in + fan_out))``, ``f = 2`` for logistic and 6 otherwise, drawn in float64
   and cast), then the early-stopping split (``train_test_split``, stratified when there is one
-  output unit), then one ``sklearn.utils.shuffle`` of the previous epoch's order per epoch;
+  output unit), then per epoch one shuffle of the previous epoch's order, drawn as
+  ``sklearn.utils.shuffle`` draws it (``RandomState.shuffle`` of ``arange(n)``);
 - the cost of a batch of ``n`` rows: mean cross-entropy of probabilities clipped to
   ``[eps, 1 - eps]`` plus ``0.5 * alpha * ||W||^2 / n``; ``loss_`` is the row-weighted mean
   of the batch costs, each taken before its update;
@@ -19,8 +20,12 @@ What makes the numbers equal to scikit-learn's (checked against scikit-learn 1.9
   ``partial_fit``; the learning-rate schedules and the ``tol``/``n_iter_no_change`` rule are
   scikit-learn's;
 - L-BFGS is ``scipy.optimize.minimize(method="L-BFGS-B")`` on the flat vector (all ``W``,
-  then all ``b``), which scipy holds in float64, so, as in scikit-learn, an L-BFGS fit computes
-  in float64 and leaves float64 ``coefs_`` whatever the input dtype.
+  then all ``b``). scipy holds it in float64 but hands the objective the starting point's
+  dtype, so, as in scikit-learn, a float32 fit computes each loss and gradient in float32,
+  and leaves scipy's float64 ``coefs_``;
+- in float32, each optimizer coefficient (``1 - beta_1`` included) is computed in float64 and
+  rounded, and Adam's update is computed in float64 (scikit-learn's learning rate is a NumPy
+  float64), as NumPy evaluates scikit-learn's expressions (see ``_kernels/optim.py``).
 """
 
 import numbers
@@ -36,7 +41,6 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
@@ -50,9 +54,17 @@ except ImportError:  # pragma: no cover - scikit-learn 1.5
         return estimator._validate_data(X, y, **kwargs)
 
 
-from fastmlp._engine import PREDICT_CHUNK, Network, Trainer, blas_single_threaded, hidden_code
+from fastmlp._engine import (
+    PREDICT_CHUNK,
+    Network,
+    Trainer,
+    blas_single_threaded,
+    every_blas_single_threaded,
+    hidden_code,
+)
 from fastmlp._kernels import weighted as _weighted
 from fastmlp._kernels.activations import LOGISTIC, SOFTMAX
+from fastmlp._kernels.checks import all_finite
 from fastmlp._params import activation_offsets, bias_views, glorot_uniform, weight_views
 
 __all__ = ["MLPClassifier"]
@@ -192,12 +204,25 @@ def _check_sample_weight(sample_weight, X):
     return sample_weight
 
 
+def _same_classes(classes_, classes):
+    """Return True when ``classes``, an array of numbers or strings, holds ``classes_`` exactly.
+
+    The common case of every ``partial_fit`` call, checked without ``unique_labels`` (whose
+    ``type_of_target`` costs about 0.7 ms); False sends it there, for its checks and errors.
+    """
+    return (type(classes) is np.ndarray and classes.dtype.kind in "iuUS"
+            and classes.dtype.kind == classes_.dtype.kind
+            and np.array_equal(classes_, np.unique(classes)))
+
+
 def _check_partial_fit_first_call(clf, classes=None):
     """Return True on the first ``partial_fit`` call, where ``classes_`` is set from ``classes``."""
     if getattr(clf, "classes_", None) is None and classes is None:
         raise ValueError("classes must be passed on the first call to partial_fit.")
     if classes is not None:
         if getattr(clf, "classes_", None) is not None:
+            if _same_classes(clf.classes_, classes):
+                return False
             if not np.array_equal(clf.classes_, unique_labels(classes)):
                 raise ValueError(
                     f"`classes={classes!r}` is not the same as on last call to partial_fit, "
@@ -604,6 +629,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         # coefs_ and intercepts_ are views into _theta; a pickle holds them as separate arrays,
         # so _theta is left out and rebuilt from them by the next training call.
         state.pop("_theta", None)
+        state.pop("_theta_views", None)  # the coefs_ and intercepts_ themselves
+        state.pop("_networks", None)  # a cache
         return state
 
     def __setstate__(self, state):
@@ -620,6 +647,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _more_tags(self):  # pragma: no cover - scikit-learn < 1.6
         return {"multilabel": True}
 
+    @classmethod
+    def _get_param_names(cls):
+        # computed once per class: scikit-learn's reads the signature of __init__ at every
+        # get_params, and partial_fit validates the parameters at every call
+        names = cls.__dict__.get("_param_names")
+        if names is None:
+            names = super()._get_param_names()
+            cls._param_names = names
+        return names
+
     def _validate_params(self):
         _validate_parameters(self._parameter_constraints, self.get_params(deep=False),
                              type(self).__name__)
@@ -628,19 +665,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return [int(c.shape[0]) for c in self.coefs_] + [int(self.coefs_[-1].shape[1])]
 
     def _network(self, dtype, layer_units=None):
-        out = SOFTMAX if self.out_activation_ == "softmax" else LOGISTIC
-        units = self._layer_units() if layer_units is None else layer_units
-        return Network(units, hidden_code(self.activation), out, dtype)
+        units = tuple(self._layer_units() if layer_units is None else layer_units)
+        key = (np.dtype(dtype), units, self.activation, self.out_activation_)
+        networks = self.__dict__.setdefault("_networks", {})
+        net = networks.get(key)
+        if net is None:  # made once: a one-row predict_proba is cheaper than its layout
+            out = SOFTMAX if self.out_activation_ == "softmax" else LOGISTIC
+            net = networks[key] = Network(units, hidden_code(self.activation), out, dtype)
+        return net
 
     def _views_intact(self):
         """Return True when coefs_/intercepts_ are still the views into _theta."""
         theta = self.__dict__.get("_theta")
         if theta is None:
             return False
+        arrays = [*self.coefs_, *self.intercepts_]
+        made = self.__dict__.get("_theta_views")
+        if made is not None and len(made) == len(arrays) and all(
+                a is v for a, v in zip(arrays, made, strict=True)):
+            return True  # the very arrays _set_theta made (the common case, checked fast)
         units = self.__dict__.get("_theta_units")
         if not units:
             return False
-        arrays = [*self.coefs_, *self.intercepts_]
         views = weight_views(theta, units) + bias_views(theta, units)
         return len(arrays) == len(views) and all(
             type(a) is np.ndarray and a.dtype == v.dtype and a.shape == v.shape
@@ -655,6 +701,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._theta_units = tuple(int(u) for u in layer_units)
         self.coefs_ = weight_views(theta, layer_units)
         self.intercepts_ = bias_views(theta, layer_units)
+        self._theta_views = (*self.coefs_, *self.intercepts_)
         # keep scikit-learn's aliasing of the best weights with the live ones (see _fit_stochastic)
         if old_coefs is not None and self.__dict__.get("_best_coefs") is old_coefs:
             self._best_coefs = self.coefs_
@@ -712,6 +759,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.best_validation_score_ = None
 
     def _validate_input(self, X, y, incremental, reset):
+        if incremental and not reset:
+            fast = self._plain_incremental_input(X, y)
+            if fast is not None:
+                return X, fast
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -737,6 +788,32 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         # bool, so that float32 data is not upcast (the engine casts it to the model's dtype)
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
+
+    def _plain_incremental_input(self, X, y):
+        """``partial_fit``'s binarised ``y`` when ``(X, y)`` needs no conversion, else None.
+
+        That is a plain float ``X`` (see :meth:`_plain_input`) and a 1-D ``y`` of integers or
+        strings from ``classes_``, for a binary or multiclass fit: the one-hot rows are made
+        here, as ``LabelBinarizer.transform`` makes them. ``validate_data``, ``unique_labels``
+        and the transform cost about 4 ms of a 300-row call. None sends the call the full way,
+        which converts other inputs or raises scikit-learn's errors.
+        """
+        binarizer = self._label_binarizer
+        classes = self.classes_
+        if (type(y) is not np.ndarray or y.ndim != 1 or y.dtype.kind not in "iuUS"
+                or y.dtype.kind != classes.dtype.kind or len(classes) < 2
+                or binarizer.y_type_ not in ("binary", "multiclass")
+                or y.shape[0] != getattr(X, "shape", (None,))[0] or not self._plain_input(X)):
+            return None
+        index = np.searchsorted(classes, y)
+        if not (index < len(classes)).all() or not (classes[np.minimum(
+                index, len(classes) - 1)] == y).all():
+            return None  # a label not in classes_: validate_data and the checks say so
+        if binarizer.y_type_ == "binary":
+            return (index == 1).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
+        Y[np.arange(y.shape[0]), index] = True
+        return Y
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -775,48 +852,51 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
-        # scipy's L-BFGS-B holds the parameters in float64, so scikit-learn's L-BFGS computes
-        # in float64 whatever X's dtype (and leaves float64 coefs_); so does this.
-        dtype = np.dtype(np.float64)
+        # As scikit-learn's: scipy's L-BFGS-B holds the parameters in float64 but casts them to
+        # the dtype of the starting point (the coefs_, float32 for float32 X) for each call of
+        # the objective, so the loss and gradient are computed in that dtype; the fitted coefs_
+        # are scipy's float64 parameters.
+        dtype = self._theta.dtype
         net = self._network(dtype, layer_units)
         Y = np.ascontiguousarray(y, dtype=dtype)
         alpha = float(self.alpha)
         eps = float(np.finfo(dtype).eps)
-        sparse = sp.issparse(X)
-        if sparse:
-            X = _as_csr(X, dtype)
-        else:
-            X = np.ascontiguousarray(X, dtype=dtype)
-        sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
-        chunk = max(1, min(_LOSS_CHUNK, Y.shape[0]))
-        no_idx = np.empty(0, np.int32)
-        if sparse:
-            x_args = (np.empty((0, 0), dtype), X.data, X.indices, X.indptr, True)
-        else:
-            x_args = (X, np.empty(0, dtype), no_idx, no_idx, False)
+        X = _as_csr(X, dtype) if sp.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
 
-        def loss_and_grad(theta):
-            theta = np.ascontiguousarray(theta, dtype=dtype)
-            if sw is None:
+        if sample_weight is None:
+            def loss_and_grad(theta):
+                theta = np.ascontiguousarray(theta, dtype=dtype)
                 loss, _, grad = net.loss_and_gradient(theta, X, Y, l2=0.0, l2_per_sample=alpha,
                                                       clip_eps=eps)
                 return loss, grad
-            grad = np.empty(net.n_params, dtype=dtype)
-            with blas_single_threaded():
-                loss = _weighted.weighted_loss_and_gradient(
-                    *x_args, Y, sw, theta, grad, net.sizes, net.w_off, net.b_off,
-                    net.hidden_act, net.out_act, alpha, eps, chunk)
-            return float(loss), grad
+        else:
+            sw = np.ascontiguousarray(sample_weight, dtype=dtype)
+            chunk = max(1, min(_LOSS_CHUNK, Y.shape[0]))
+            no_idx = np.empty(0, np.int32)
+            if sp.issparse(X):
+                x_args = (np.empty((0, 0), dtype), X.data, X.indices, X.indptr, True)
+            else:
+                x_args = (X, np.empty(0, dtype), no_idx, no_idx, False)
+
+            def loss_and_grad(theta):
+                theta = np.ascontiguousarray(theta, dtype=dtype)
+                grad = np.empty(net.n_params, dtype=dtype)
+                with blas_single_threaded():
+                    loss = _weighted.weighted_loss_and_gradient(
+                        *x_args, Y, sw, theta, grad, net.sizes, net.w_off, net.b_off,
+                        net.hidden_act, net.out_act, alpha, eps, chunk)
+                return float(loss), grad
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
         if _SCIPY_BEFORE_1_15:
             options["iprint"] = iprint
-        result = scipy.optimize.minimize(loss_and_grad, self._packed(dtype).copy(),
-                                         method="L-BFGS-B", jac=True, options=options)
+        with every_blas_single_threaded():  # scipy's own BLAS threads too, see there
+            result = scipy.optimize.minimize(loss_and_grad, self._packed(dtype).copy(),
+                                             method="L-BFGS-B", jac=True, options=options)
         self.n_iter_ = _check_lbfgs_result(result, self.max_iter)
         self.loss_ = result.fun
-        self._set_theta(np.ascontiguousarray(result.x, dtype=dtype), layer_units)
+        self._set_theta(np.ascontiguousarray(result.x, dtype=np.float64), layer_units)
 
     def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
         theta = self._theta
@@ -873,8 +953,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    # only the indices are shuffled (as scikit-learn), from its RandomState
-                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                    # only the indices are shuffled, from scikit-learn's RandomState, as its
+                    # sklearn.utils.shuffle(sample_idx, random_state=...) does it (without its
+                    # parameter validation, a third of a digits epoch)
+                    permutation = np.arange(sample_idx.shape[0])
+                    self._random_state.shuffle(permutation)
+                    sample_idx = sample_idx[permutation]
                 order = sample_idx if train_idx is None else train_idx[sample_idx]
                 trainer.learning_rate = (optimizer.learning_rate if optimizer.solver == "sgd"
                                          else optimizer.learning_rate_init)
@@ -1084,7 +1168,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer probabilities for ``X``, computed by the compiled forward pass."""
-        if check_input:
+        if check_input and not self._plain_input(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # the dtype numpy would give X @ coefs_ (scikit-learn computes in it)
         dtype = np.result_type(X.dtype, *self.coefs_, *self.intercepts_)
@@ -1100,6 +1184,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             dense = np.ascontiguousarray(X[start:stop].toarray(), dtype=dtype)
             out[start:stop] = net.predict_proba(theta, dense)
         return out
+
+    def _plain_input(self, X):
+        """Return True when ``X`` would pass ``validate_data`` unchanged (checked in us).
+
+        That is a finite, non-empty, 2-D float NumPy array of the right width, for an
+        estimator fitted without feature names. Anything else goes through ``validate_data``,
+        which converts it or raises scikit-learn's own error. (``validate_data`` costs about
+        100 us, most of the time of a one-row ``predict_proba``.)
+        """
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _FLOATS
+                or X.shape[0] == 0 or "feature_names_in_" in self.__dict__):
+            return False
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return bool(all_finite(X))  # else validate_data says what is not finite
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)

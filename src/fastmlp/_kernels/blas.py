@@ -53,6 +53,30 @@ def _numpy_openblas():
     return None, None
 
 
+def _thread_setters(path):
+    """``(get_num_threads, set_num_threads)`` of the OpenBLAS at ``path``, or None.
+
+    Only for an OpenBLAS with its own (pthreads) pool, whose thread count is one process-wide
+    setting: a ctypes call of about 1 us, where threadpoolctl's ``limit`` lists every library
+    on every call (80-100 us). An OpenMP build keeps a count per calling thread; None then.
+    """
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        parallel = getattr(lib, f"{prefix}openblas_get_parallel{suffix}", None)
+        if get is not None and put is not None and parallel is not None:
+            get.restype = parallel.restype = ctypes.c_int
+            get.argtypes = parallel.argtypes = []
+            put.restype = None
+            put.argtypes = [ctypes.c_int]
+            return (get, put) if parallel() == 1 else None  # 1: pthreads, 2: OpenMP
+    return None
+
+
 def _choose_gemm():
     addresses, path = (None, None)
     if os.environ.get("FASTMLP_BLAS", "numpy") != "scipy":
@@ -72,6 +96,9 @@ def _choose_gemm():
 
 #: The shared library (or SciPy module) whose ``sgemm``/``dgemm`` :func:`gemm` calls.
 BLAS_LIBRARY = _choose_gemm()
+#: ``(get_num_threads, set_num_threads)`` of that library when it is a pthreads OpenBLAS, for
+#: :func:`fastmlp._engine.blas_single_threaded`; None otherwise (threadpoolctl is used).
+BLAS_THREADS = None if BLAS_LIBRARY.startswith("scipy.") else _thread_setters(BLAS_LIBRARY)
 # Fortran BLAS: every argument by pointer.
 _GEMM_SIGNATURE = types.void(*([types.voidptr] * 13))
 _sgemm = types.ExternalFunction("fastmlp_sgemm", _GEMM_SIGNATURE)

@@ -21,15 +21,18 @@ def gather_rows(X, order, start, x):
 
 
 @jit
+def csr_row(data, indices, indptr, row, out):
+    """``out[:] = X[row]`` (dense), ``X`` given as CSR arrays."""
+    out[:] = 0
+    for p in range(indptr[row], indptr[row + 1]):
+        out[indices[p]] = data[p]
+
+
+@jit
 def gather_rows_csr(data, indices, indptr, order, start, x):
     """``x[i] = X[order[start + i]]`` for every row of ``x``, ``X`` given as CSR arrays."""
-    zero = x.dtype.type(0)
     for i in range(x.shape[0]):
-        row = order[start + i]
-        for j in range(x.shape[1]):
-            x[i, j] = zero
-        for p in range(indptr[row], indptr[row + 1]):
-            x[i, indices[p]] = data[p]
+        csr_row(data, indices, indptr, order[start + i], x[i])
 
 
 @jit
@@ -198,8 +201,36 @@ def _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample
 
 
 @jit
-def loss_and_gradient(X, Y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, l2,
-                      l2_per_sample, clip_eps, with_grad, chunk):
+def _rows_loss_and_gradient(X, data, indices, indptr, is_csr, Y, r0, r1, chunk, scale, theta,
+                            grad, chunk_grad, x_buf, act_buf, delta_buf, a_off, sizes, w_off,
+                            b_off, hidden_act, out_act, clip_eps, with_grad):
+    """Cost summed over rows ``r0 .. r1 - 1``, and ``scale`` times their gradient into ``grad``.
+
+    The rows go ``chunk`` at a time (a CSR ``X``'s made dense in ``x_buf``); their gradients
+    add up in ``grad``, which is zeroed first.
+    """
+    grad[:] = 0
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(r0, r1, chunk):
+        stop = min(start + chunk, r1)
+        if is_csr:
+            x = x_buf[: stop - start]
+            for i in range(stop - start):
+                csr_row(data, indices, indptr, start + i, x[i])
+        else:
+            x = X[start:stop]
+        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
+            x, Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off, hidden_act,
+            out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
+        loss_sum += chunk_loss
+        n_correct += chunk_correct
+    return loss_sum, n_correct
+
+
+@jit
+def loss_and_gradient(X, data, indices, indptr, is_csr, Y, theta, grad, sizes, w_off, b_off,
+                      hidden_act, out_act, l2, l2_per_sample, clip_eps, with_grad, chunk):
     """Mean cost of ``(X, Y)`` and, when ``with_grad``, its gradient into ``grad``.
 
     Used for ``Model.loss``/``Model.gradients`` and as L-BFGS's objective. ``chunk`` rows are
@@ -210,6 +241,10 @@ def loss_and_gradient(X, Y, theta, grad, sizes, w_off, b_off, hidden_act, out_ac
     Parameters
     ----------
     X : (N, s_0) float array, C-contiguous
+        The rows, unless ``is_csr``: then they are the CSR arrays ``data``, ``indices``,
+        ``indptr``, and ``chunk`` rows at a time are made dense.
+    data, indices, indptr : arrays
+    is_csr : bool
     Y : (N, s_L) float array
     theta : (P,) float array
     grad : (P,) float array
@@ -225,53 +260,61 @@ def loss_and_gradient(X, Y, theta, grad, sizes, w_off, b_off, hidden_act, out_ac
     loss : float
     n_correct : int
     """
-    N = X.shape[0]
+    N = Y.shape[0]
+    dt = theta.dtype
     a_off, total = activation_layout(sizes, chunk)
-    act_buf = np.empty(total, X.dtype)
-    delta_buf = np.empty(total, X.dtype)
-    chunk_grad = np.empty_like(grad)
-    grad[:] = 0
-    scale = theta.dtype.type(1.0 / N)
-    loss_sum = 0.0
-    n_correct = 0
-    for start in range(0, N, chunk):
-        stop = min(start + chunk, N)
-        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
-            X[start:stop], Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off,
-            hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
-        loss_sum += chunk_loss
-        n_correct += chunk_correct
+    x_buf = np.empty((chunk if is_csr else 0, sizes[0]), dt)
+    loss_sum, n_correct = _rows_loss_and_gradient(
+        X, data, indices, indptr, is_csr, Y, 0, N, chunk, dt.type(1.0 / N), theta, grad,
+        np.empty_like(grad), x_buf, np.empty(total, dt), np.empty(total, dt), a_off, sizes,
+        w_off, b_off, hidden_act, out_act, clip_eps, with_grad)
     loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
                                      with_grad)
     return loss, n_correct
 
 
-@jit
-def loss_and_gradient_csr(data, indices, indptr, n_features, Y, theta, grad, sizes, w_off,
-                          b_off, hidden_act, out_act, l2, l2_per_sample, clip_eps, with_grad,
-                          chunk):
-    """:func:`loss_and_gradient` for a CSR ``X``; only ``chunk`` rows are dense at a time."""
+@jit(parallel=True)
+def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads, sizes, w_off,
+                               b_off, hidden_act, out_act, l2, l2_per_sample, clip_eps,
+                               with_grad, chunk):
+    """:func:`loss_and_gradient` with the rows split in lanes over threads (Numba's pool).
+
+    Lane ``t`` of ``T = grads.shape[0]`` takes rows ``[t*N/T, (t+1)*N/T)``, ``chunk`` at a
+    time, into its own gradient slab ``grads[t]``; then the lanes split the parameter vector
+    and each sums the slabs over its range, in lane order, into ``grads[0]`` (the gradient).
+    The sums do not depend on how many threads run the lanes, so neither does the result.
+    """
     N = Y.shape[0]
+    n_lanes = grads.shape[0]
+    P = grads.shape[1]
+    dt = theta.dtype
+    scale = dt.type(1.0 / N)
     a_off, total = activation_layout(sizes, chunk)
-    act_buf = np.empty(total, Y.dtype)
-    delta_buf = np.empty(total, Y.dtype)
-    x_buf = np.empty((chunk, n_features), Y.dtype)
-    order = np.arange(N)
-    chunk_grad = np.empty_like(grad)
-    grad[:] = 0
-    scale = theta.dtype.type(1.0 / N)
+    x_bufs = np.empty((n_lanes, chunk if is_csr else 0, sizes[0]), dt)
+    act_bufs = np.empty((n_lanes, total), dt)
+    delta_bufs = np.empty((n_lanes, total), dt)
+    chunk_grads = np.empty((n_lanes, P), dt)
+    losses = np.zeros(n_lanes)
+    corrects = np.zeros(n_lanes, np.int64)
+    for t in prange(n_lanes):
+        losses[t], corrects[t] = _rows_loss_and_gradient(
+            X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
+            scale, theta, grads[t], chunk_grads[t], x_bufs[t], act_bufs[t], delta_bufs[t],
+            a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps, with_grad)
+    for t in prange(n_lanes):
+        p0 = t * P // n_lanes
+        p1 = (t + 1) * P // n_lanes
+        g = grads[0, p0:p1]
+        for s in range(1, n_lanes):
+            gs = grads[s, p0:p1]
+            for i in range(p1 - p0):
+                g[i] += gs[i]
     loss_sum = 0.0
     n_correct = 0
-    for start in range(0, N, chunk):
-        stop = min(start + chunk, N)
-        x = x_buf[: stop - start]
-        gather_rows_csr(data, indices, indptr, order, start, x)
-        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
-            x, Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off,
-            hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
-        loss_sum += chunk_loss
-        n_correct += chunk_correct
-    loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
+    for t in range(n_lanes):
+        loss_sum += losses[t]
+        n_correct += corrects[t]
+    loss = _finish_loss_and_gradient(theta, grads[0], b_off, loss_sum, N, l2, l2_per_sample,
                                      with_grad)
     return loss, n_correct
 
