@@ -447,7 +447,8 @@ class Worker:
 
     Spawned (not forked), so it inherits no thread pool of this process. ``train`` and
     ``predict`` build the body in the child (the data is loaded there, by name, with the same
-    loaders); ``run`` calls it and returns its small result.
+    loaders), as does ``build`` with a builder of another module (:func:`remote_build`);
+    ``run`` calls it and returns its small result.
     """
 
     def __init__(self, name):
@@ -530,6 +531,10 @@ def _worker_main(conn, impl):
                 predict = predictor(impl, layer_sizes, dtype, X, y)
                 body = lambda predict=predict: proba_summary(predict())  # noqa: E731
                 result = None
+            elif command == "build":  # ("build", "module:function", kwargs), see remote_build
+                _, target, kwargs = message
+                module, name = target.split(":")
+                body, result = getattr(importlib.import_module(module), name)(**kwargs)
             elif command == "run":
                 result = body(**message[1])
             else:
@@ -561,6 +566,17 @@ def remote_predictor(impl, layer_sizes, dtype):
     return lambda: w.call("run", {})
 
 
+def remote_build(impl, target, **kwargs):
+    """``(body, info)`` from the builder ``target`` ("module:function", e.g.
+    ``"_calls:build_fit"``) called as ``target(impl, **kwargs)`` in ``impl``'s worker process;
+    the builder returns ``(body, info)`` there, and ``body(**kw)`` here runs it there."""
+    if impl == "torch":
+        skip_without_torch()
+    w = worker(impl)
+    info = w.call("build", target, {"impl": impl, **kwargs})
+    return (lambda **kw: w.call("run", kw)), info
+
+
 # ---------------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------------
@@ -584,12 +600,17 @@ def time_epochs(benchmark, epoch, n_rows, batch_size):
     start = time.perf_counter()
     epoch(rows=warm_rows)
     estimate = (time.perf_counter() - start) * n_rows / warm_rows
-    if estimate < FAST_EPOCH_S:  # cheap rows get more rounds: their min is then less noisy
-        rounds = min(FAST_MAX_ROUNDS, max(ROUNDS, math.ceil(1.0 / max(estimate, 1e-9))))
-    else:
-        rounds = max(1, min(ROUNDS, math.ceil(ROUND_BUDGET_S / estimate)))
-    benchmark.pedantic(epoch, rounds=rounds, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(epoch, rounds=budget_rounds(estimate), iterations=1, warmup_rounds=0)
     return estimate
+
+
+def budget_rounds(estimate):
+    """Timed rounds for a body estimated to take ``estimate`` seconds: as many as fit in
+    ``ROUND_BUDGET_S`` (at most ``ROUNDS``, at least 1), or up to ``FAST_MAX_ROUNDS`` (about a
+    second of them) under ``FAST_EPOCH_S``."""
+    if estimate < FAST_EPOCH_S:  # cheap rows get more rounds: their min is then less noisy
+        return min(FAST_MAX_ROUNDS, max(ROUNDS, math.ceil(1.0 / max(estimate, 1e-9))))
+    return max(1, min(ROUNDS, math.ceil(ROUND_BUDGET_S / estimate)))
 
 
 def time_calls(benchmark, fn, *, rounds=None, warmup_rounds=1, iterations=1, **kwargs):

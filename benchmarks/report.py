@@ -9,7 +9,9 @@ Several JSON files may be given (e.g. one per ``bench_*.py`` file); their rows a
 
 Tables: training (seconds per epoch of fastmlp at each thread count, scikit-learn and PyTorch,
 fastmlp's speed-up over each, its GFLOP/s and its share of the GEMM peak of the dtype),
-``predict_proba``, fresh-process start-up, the GEMM rows, and the two engine thresholds
+``predict_proba``, whole calls (``fit``, ``partial_fit``, ``predict_proba`` of the estimator,
+fastmlp's and scikit-learn's times, the ratio, PyTorch's where it has the call, and the peak
+memory of a fit), fresh-process start-up, the GEMM rows, and the two engine thresholds
 (compiled loops vs BLAS; serial vs parallel epoch) with the values the numbers support.
 
 Every time is the benchmark's ``--stat`` (default ``min``: the best round, the least disturbed
@@ -175,6 +177,70 @@ def comparison_table(benchmarks, kind, stat="min"):
         table.notes.append("'engine lanes': the row slices the engine split each batch into "
                            "(1 = the serial kernel; PARALLEL_MIN_FLOPS decides), each run on "
                            "one of numba's threads.")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole calls (bench_calls.py)
+# ---------------------------------------------------------------------------------------------
+def _fmt_time(seconds):
+    """``1.23 s``, ``45.6 ms``, ``78.9 us``: the whole-call times span six decades."""
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale or unit == "us":
+            value = seconds / scale
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+    return "-"  # unreachable
+
+
+def calls(benchmarks, stat="min"):
+    """Per call: ``{"workload", "times": {impl: s per call}, "peak": {impl: MiB}}``, in the
+    order the calls first appear; a ``call-memory`` row joins the timed row of the same call."""
+    out = {}
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        if info.get("kind") not in ("call", "call-memory"):
+            continue
+        row = out.setdefault(info["workload"], {"workload": info["workload"], "times": {},
+                                                "peak": {}})
+        if info["kind"] == "call":
+            row["times"][info["impl"]] = _t(b, stat) / info.get("calls", 1)
+        elif info.get("peak_rss_mib") is not None:
+            row["peak"][info["impl"]] = info["peak_rss_mib"]
+    return list(out.values())
+
+
+def calls_table(benchmarks, stat="min"):
+    rows = calls(benchmarks, stat)
+    if not rows:
+        return None
+    timed = sorted({i for r in rows for i in r["times"]}, key=IMPL_ORDER.index)
+    others = [i for i in timed if i != "fastmlp"]
+    peaks = sorted({i for r in rows for i in r["peak"]}, key=IMPL_ORDER.index)
+    headers = (["call"] + timed + [f"vs {impl}" for impl in others]
+               + [f"peak MiB {impl}" for impl in peaks])
+    table = Table("Whole calls: fastmlp.MLPClassifier vs the others", headers)
+    for r in rows:
+        t = r["times"]
+        cells = [r["workload"]] + [_fmt_time(t.get(impl)) for impl in timed]
+        cells += [_fmt_x(t[impl] / t["fastmlp"] if impl in t and t.get("fastmlp") else None)
+                  for impl in others]
+        cells += [f"{r['peak'][impl]:.0f}" if impl in r["peak"] else "-" for impl in peaks]
+        table.rows.append(cells)
+    table.notes.append(
+        f"Each time is the whole call (per call for predict_proba on 1 row), the {stat} over "
+        "its rounds, from a fresh estimator for fit and partial_fit; 'vs X' = X's time / "
+        "fastmlp's (above 1: fastmlp is faster). fastmlp runs in the benchmark process, the "
+        "others in worker processes of their own, all on the same number of threads.")
+    if peaks:
+        table.notes.append(
+            "'peak MiB': the most resident memory the fit added over what the process held "
+            "after importing the library, loading the data and a warm-up fit (its data is not "
+            "counted), each library in a fresh process; a row without times is measured for "
+            "its memory only.")
+    if "torch" not in timed:
+        table.notes.append("No PyTorch rows: it is not installed, or has no equivalent call.")
     return table
 
 
@@ -355,7 +421,7 @@ def parallel_tables(benchmarks, stat="min"):
 def build_tables(benchmarks, stat="min", brief=False):
     """Every table the rows allow, in report order (``brief``: without the per-product one)."""
     tables = [comparison_table(benchmarks, "train", stat),
-              comparison_table(benchmarks, "predict", stat),
+              comparison_table(benchmarks, "predict", stat), calls_table(benchmarks, stat),
               startup_table(benchmarks, stat), gemm_table(benchmarks, stat)]
     matmul = matmul_tables(benchmarks, stat)
     tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)
