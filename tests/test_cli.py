@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import INTERRUPTIBLE_FASTMLP
 
 from fastmlp import Model, datasets
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
 
 
 def run(*args, cwd=None, timeout=300):
@@ -145,7 +147,7 @@ def test_train_plot_writes_learning_curves(digits_model, workdir):
 def test_interrupt_stops_after_the_epoch_and_still_saves(workdir):
     path = workdir / "interrupted.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastmlp", "train", "--epochs", "1000000", "--save", str(path)],
+        [*INTERRUPTIBLE_FASTMLP, "train", "--epochs", "1000000", "--save", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:

@@ -14,7 +14,6 @@ import pickle
 import re
 import signal
 import subprocess
-import sys
 import threading
 import tracemalloc
 import warnings
@@ -23,6 +22,7 @@ import zipfile
 import numba
 import numpy as np
 import pytest
+from commands import INTERRUPTIBLE_FASTMLP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -41,6 +41,7 @@ HANG_TIMEOUT = 180
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
 def small_data(n=120, n_in=6, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, n_in))
@@ -779,7 +780,7 @@ def test_fuzz_load_npz_truncations_and_flips(fuzz_dir, npz_bytes, cut, flips):
 def test_cli_ctrl_c_after_the_first_epoch_saves_and_exits_130(tmp_path):
     path = tmp_path / "interrupted.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastmlp", "train", "--epochs", "100000", "--save", str(path)],
+        [*INTERRUPTIBLE_FASTMLP, "train", "--epochs", "100000", "--save", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:
