@@ -75,7 +75,6 @@ def blas_single_threaded():
 
 def _limit_blas():
     """Hold the kernels' BLAS to one thread; return the function that restores it."""
-    global _blas_controller
     if blas.BLAS_THREADS is not None:
         get, put = blas.BLAS_THREADS
         before = get()
@@ -83,6 +82,16 @@ def _limit_blas():
             return _nothing
         put(1)
         return lambda: put(before)
+    return _limit_every_blas()
+
+
+def _nothing():
+    pass
+
+
+def _limit_every_blas():
+    """Hold every BLAS library to one thread (threadpoolctl); return the restorer."""
+    global _blas_controller
     if _blas_controller is None:
         # Load SciPy's BLAS (the kernels' when NumPy bundles none, see _kernels/blas.py)
         # before threadpoolctl looks for libraries: it may otherwise load only later, and a
@@ -102,10 +111,6 @@ def _limit_blas():
     return restore
 
 
-def _nothing():
-    pass
-
-
 @contextlib.contextmanager
 def every_blas_single_threaded():
     """Hold every BLAS library in the process to one thread, for a whole solver run.
@@ -116,22 +121,13 @@ def every_blas_single_threaded():
     and take a core from the next kernel call (measured: a Fashion-MNIST L-BFGS fit, 20
     iterations, 4.4 s instead of 3.2 s). Costs about 100 us (threadpoolctl), once per run.
     """
-    global _blas_controller
     with _blas_lock:
-        if _blas_controller is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (see _limit_blas)
-            from threadpoolctl import ThreadpoolController
-
-            _blas_controller = ThreadpoolController()
-        _take_blas_control()
-        limit = _blas_controller.limit(limits=1, user_api="blas")
+        restore = _limit_every_blas()
     try:
         yield
     finally:
         with _blas_lock:
-            _take_blas_control()
-            limit.restore_original_limits()
-            _take_blas_control()
+            restore()
 
 
 _fast_layer = None
