@@ -170,6 +170,20 @@ def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidde
 
 
 @jit
+def sum_lane_slabs(grads, p0, p1):
+    """Add the lanes' slabs ``grads[1:, p0:p1]`` into ``grads[0, p0:p1]``, in lane order.
+
+    The order does not depend on the threads, so neither does the sum. Returns the sum.
+    """
+    g = grads[0, p0:p1]
+    for s in range(1, grads.shape[0]):
+        gs = grads[s, p0:p1]
+        for i in range(p1 - p0):
+            g[i] += gs[i]
+    return g
+
+
+@jit
 def _chunk_loss_and_gradient(x, y, scale, theta, grad, chunk_grad, sizes, w_off, b_off,
                              hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad):
     """Add one chunk's cost (summed) and gradient (``scale`` times summed) to the totals."""
@@ -302,13 +316,7 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
             scale, theta, grads[t], chunk_grads[t], x_bufs[t], act_bufs[t], delta_bufs[t],
             a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps, with_grad)
     for t in prange(n_lanes):
-        p0 = t * P // n_lanes
-        p1 = (t + 1) * P // n_lanes
-        g = grads[0, p0:p1]
-        for s in range(1, n_lanes):
-            gs = grads[s, p0:p1]
-            for i in range(p1 - p0):
-                g[i] += gs[i]
+        sum_lane_slabs(grads, t * P // n_lanes, (t + 1) * P // n_lanes)
     loss_sum = 0.0
     n_correct = 0
     for t in range(n_lanes):
@@ -389,11 +397,7 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
         for t in prange(n_threads):
             p0 = t * P // n_threads
             p1 = (t + 1) * P // n_threads
-            g = grads[0, p0:p1]
-            for s in range(1, n_threads):
-                gs = grads[s, p0:p1]
-                for i in range(p1 - p0):
-                    g[i] += gs[i]
+            g = sum_lane_slabs(grads, p0, p1)
             nw = max(0, min(n_weights, p1) - p0)
             sum_sqs[t] = optimizer_step(optimizer, theta[p0:p1], g, state_1[p0:p1],
                                         state_2[p0:p1], nw, adam_t, learning_rate, momentum,
