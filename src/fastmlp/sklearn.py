@@ -205,12 +205,17 @@ def _check_sample_weight(sample_weight, X):
 
 
 def _same_classes(classes_, classes):
-    """Return True when ``classes``, an array of numbers or strings, holds ``classes_`` exactly.
+    """Return True when ``classes``, numbers or strings, holds ``classes_`` exactly.
 
     The common case of every ``partial_fit`` call, checked without ``unique_labels`` (whose
     ``type_of_target`` costs about 0.7 ms); False sends it there, for its checks and errors.
     """
-    return (type(classes) is np.ndarray and classes.dtype.kind in "iuUS"
+    if type(classes) in (list, tuple):
+        try:
+            classes = np.asarray(classes)
+        except ValueError:  # ragged: unique_labels says what is wrong
+            return False
+    return (type(classes) is np.ndarray and classes.ndim == 1 and classes.dtype.kind in "iuUS"
             and classes.dtype.kind == classes_.dtype.kind
             and np.array_equal(classes_, np.unique(classes)))
 
