@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,9 +35,56 @@ def test_blas_is_held_to_one_thread_from_a_fresh_process(backend):
         assert inside == 1, inside
         assert after == before, (before, after)
     """)
-    env = {**__import__("os").environ, "FASTMLP_BLAS": backend}
+    env = {**os.environ, "FASTMLP_BLAS": backend}
     env.pop("OPENBLAS_NUM_THREADS", None)
     env.pop("OMP_NUM_THREADS", None)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+_FIRST_FIT = textwrap.dedent("""
+    import os
+    import numpy as np
+    from numba.core import event
+    from fastmlp import Model
+    from fastmlp.cli import _compile_cache_dir
+
+    X = np.random.default_rng(0).random((64, 5))
+    y = np.arange(64) % 3
+    with event.install_recorder("numba:compile") as compiled:
+        model = Model([5, 4, 3], dtype="float64", seed=0)
+        model.fit(X, y, epochs=2, batch_size=8, learning_rate=0.1, progress=False)
+        loss = model.loss(X, y)
+    print(len(compiled.buffer), repr(loss), _compile_cache_dir())
+""")
+
+
+def _first_fits(cache_dir, n):
+    """Start ``n`` fresh processes at once, each making a first fit; their outputs."""
+    env = {**os.environ, "FASTMLP_CACHE_DIR": str(cache_dir)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    procs = [subprocess.Popen([sys.executable, "-c", _FIRST_FIT], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr, stderr
+        outs.append(stdout.split())
+    return outs
+
+
+def test_cache_dir_is_shared_by_processes_compiling_at_once(tmp_path):
+    # FASTMLP_CACHE_DIR chooses the cache; two processes compiling into it at once (Dask
+    # workers on one file system) both finish with the same model; a third compiles nothing.
+    cache = tmp_path / "kernels"
+    first = _first_fits(cache, 2)
+    for n_compiled, _, where in first:
+        assert int(n_compiled) > 0  # an empty cache: each compiled
+        assert where.startswith(str(cache))
+    assert first[0][1] == first[1][1]
+    assert any(path.suffix == ".nbi" for path in cache.rglob("*"))
+    (n_compiled, loss, where), = _first_fits(cache, 1)
+    assert int(n_compiled) == 0  # every kernel of a first fit loaded from the cache
+    assert loss == first[0][1]

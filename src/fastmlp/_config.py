@@ -10,11 +10,21 @@ kernel is called, so a float32 model never silently promotes to float64.
 
 import os
 
+import numba
 import numpy as np
 
-#: Compiled kernels are cached on disk (``__pycache__`` beside the sources, or
-#: ``NUMBA_CACHE_DIR``) so that only the first import of a fresh install pays compile time.
+#: Compiled kernels are cached on disk so that only the first import of a fresh install pays
+#: compile time: in ``FASTMLP_CACHE_DIR`` when it is set, else in ``NUMBA_CACHE_DIR``, else in
+#: ``__pycache__`` beside the sources (Numba's default, which falls back to a user cache
+#: folder where that is not writable). Processes that share the folder share the kernels:
+#: Numba writes each cache file whole and renames it into place, so processes compiling at
+#: once (Dask workers on one file system) neither crash nor corrupt it
+#: (``tests/test_engine.py``).
 CACHE = os.environ.get("FASTMLP_CACHE", "1") != "0"
+CACHE_DIR = os.environ.get("FASTMLP_CACHE_DIR") or None
+if CACHE_DIR:
+    # read by each kernel's cache when the kernel is defined, after this module runs
+    numba.config.CACHE_DIR = CACHE_DIR
 
 #: LLVM fast-math flags. ``nnan`` and ``ninf`` are left out on purpose: the engine must see a
 #: NaN or an infinity to report divergence, and those flags would let LLVM assume there are none.

@@ -788,7 +788,8 @@ def cmd_info(args, out=None):
     state = "on" if _config.CACHE else "off (FASTMLP_CACHE=0)"
     print(f"compile cache {cache} ({state})", file=out)
     fastmath = ",".join(sorted(_config.FASTMATH)) if _config.FASTMATH else "off"
-    print(f"fastmath      {fastmath}", file=out)
+    print(f"fastmath      {fastmath} (never in the optimizer steps and exp, whose rounding "
+          "must be NumPy's)", file=out)
     if _config.PARALLEL and layer != "workqueue":
         parallel = (f"on: batches of >= {_config.PARALLEL_MIN_FLOPS} multiply-adds are split "
                     "over Numba's threads, BLAS runs single-threaded inside kernels")
