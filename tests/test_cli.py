@@ -439,7 +439,7 @@ def test_info_reports_versions_threads_blas_and_cache():
 
 # -- help --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command,options", [
-    ([], ["train", "evaluate", "predict", "bench", "info"]),
+    ([], ["train", "evaluate", "predict", "bench", "info", "compile"]),
     (["train"], ["--data", "--hidden", "--activation", "--optimizer", "--epochs",
                  "--batch-size", "--learning-rate", "--momentum", "--l2",
                  "--validation-fraction", "--early-stopping", "--seed", "--dtype", "--threads",
@@ -449,6 +449,7 @@ def test_info_reports_versions_threads_blas_and_cache():
     (["bench"], ["--data", "--hidden", "--epochs", "--batch-size", "--learning-rate",
                  "--dtype", "--threads"]),
     (["info"], []),
+    (["compile"], ["--processes"]),
 ])
 def test_help_is_complete_with_examples(command, options):
     result = run(*command, "--help")

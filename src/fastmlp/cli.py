@@ -86,6 +86,17 @@ _EPILOG_INFO = """examples:
   fastmlp info
 """
 
+_EPILOG_COMPILE = """Each task makes tiny fits and predictions through the public API, in float32
+and float64, down every path the engine can take on this machine, so that a fresh process's
+first calls load their kernels from the cache instead of compiling them. The cache is the folder
+`fastmlp info` names (FASTMLP_CACHE_DIR or NUMBA_CACHE_DIR choose it); processes that share it
+share the kernels. Put it in a Dockerfile or a CI set-up after the install.
+
+examples:
+  fastmlp compile
+  FASTMLP_CACHE_DIR=/opt/fastmlp-cache fastmlp compile --processes 2
+"""
+
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
@@ -744,6 +755,38 @@ def _compile_cache_dir():
     return os.path.join(os.path.dirname(activations.__file__), "__pycache__")
 
 
+def _cache_contents(path):
+    """``(kernels, bytes)`` cached in ``path``: index files, and the size of all files."""
+    kernels, size = 0, 0
+    if os.path.isdir(path):
+        for entry in os.scandir(path):
+            if entry.is_file():
+                kernels += entry.name.endswith(".nbi")
+                size += entry.stat().st_size
+    return kernels, size
+
+
+def cmd_compile(args, out=None):
+    """Fill the compile cache for every path a user can reach (``fastmlp.precompile``)."""
+    out = sys.stdout if out is None else out
+    from fastmlp import _config, precompile
+
+    if not _config.CACHE:
+        raise UserError("the compile cache is off (FASTMLP_CACHE=0): nothing would be kept")
+    cache = _compile_cache_dir()
+    processes = args.processes or min(4, os.cpu_count() or 1)
+    print(f"compiling fastmlp's kernels into {cache}, {len(precompile.TASKS)} tasks x "
+          f"{len(precompile.DTYPES)} dtypes, {processes} process"
+          f"{'es' if processes > 1 else ''}", file=out, flush=True)
+    start = time.perf_counter()
+    results = precompile.compile_all(processes, out=out)
+    kernels, size = _cache_contents(cache)
+    compiled = sum(r[3] for r in results)
+    print(f"done in {time.perf_counter() - start:.1f} s: {compiled} compilations; the cache "
+          f"holds {kernels} kernels ({size / 2**20:.1f} MiB) in {cache}", file=out)
+    return 0
+
+
 def cmd_info(args, out=None):
     """Print versions, CPU, threads, BLAS libraries and the compile cache directory."""
     out = sys.stdout if out is None else out
@@ -785,7 +828,9 @@ def cmd_info(args, out=None):
             details.append(user)
         print(f"{lib['user_api']:<13} {', '.join(details)}: {path}", file=out)
     cache = _compile_cache_dir()
-    state = "on" if _config.CACHE else "off (FASTMLP_CACHE=0)"
+    kernels, size = _cache_contents(cache)
+    state = (f"on, {kernels} kernels cached ({size / 2**20:.1f} MiB); `fastmlp compile` fills "
+             "it" if _config.CACHE else "off (FASTMLP_CACHE=0)")
     print(f"compile cache {cache} ({state})", file=out)
     fastmath = ",".join(sorted(_config.FASTMATH)) if _config.FASTMATH else "off"
     print(f"fastmath      {fastmath} (never in the optimizer steps and exp, whose rounding "
@@ -919,8 +964,19 @@ def build_parser():
                     "cached.",
     )
     info.set_defaults(func=cmd_info)
+
+    compile_ = sub.add_parser(
+        "compile", help="compile every kernel ahead of time, into the cache",
+        formatter_class=raw, epilog=_EPILOG_COMPILE,
+        description="Compile fastmlp's kernels for every path a user can reach, in both dtypes,\n"
+                    "and keep them in the compile cache, so that no later call waits for the\n"
+                    "compiler.",
+    )
+    compile_.add_argument("--processes", type=_positive_int, default=None, metavar="N",
+                          help="worker processes (default: the CPU count, at most 4)")
+    compile_.set_defaults(func=cmd_compile)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "bench": bench,
-                       "info": info}
+                       "info": info, "compile": compile_}
     return parser
 
 

@@ -1,0 +1,64 @@
+"""``fastmlp compile`` fills the cache: afterwards a fresh process's first calls compile nothing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+FIRST_CALLS = textwrap.dedent("""
+    import warnings
+    import numpy as np
+    from numba.core import event
+    from sklearn.datasets import load_iris
+    from fastmlp import MLPClassifier, Model
+    from fastmlp.datasets import load_digits
+    from fastmlp.precompile import compilations
+
+    warnings.simplefilter("ignore")  # convergence
+    X, y = load_iris(return_X_y=True)
+    Xd, yd, Xt, yt = load_digits()
+    with event.install_recorder("numba:compile") as recorder:
+        for dtype in (np.float64, np.float32):  # the issue's first calls
+            clf = MLPClassifier().fit(X.astype(dtype), y)
+            clf.predict(X.astype(dtype))
+            MLPClassifier(solver="lbfgs").fit(X.astype(dtype), y)
+        model = Model([64, 32, 10], seed=0)  # the README's `fastmlp train`
+        model.fit(Xd, yd, epochs=2, batch_size=32, learning_rate=0.5,
+                  validation_data=(Xt, yt), progress=False)
+        model.save("m.npz")
+        Model.load("m.npz").predict(Xt)
+    print(compilations(recorder))
+""")
+
+
+@pytest.mark.slow
+def test_after_compile_a_fresh_process_compiles_nothing(tmp_path):
+    env = {**os.environ, "FASTMLP_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    run = subprocess.run([sys.executable, "-m", "fastmlp", "compile", "--processes", "2"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"compiling fastmlp's kernels into {tmp_path / 'cache'}")
+    assert [line.split("]")[0] for line in lines[1:9]] == [f"[{i}/8" for i in range(1, 9)]
+    assert lines[-1].startswith("done in ") and str(tmp_path / "cache") in lines[-1]
+    first = subprocess.run([sys.executable, "-c", FIRST_CALLS], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["0"], first.stdout
+    # and the same calls on an empty cache do compile: the check can fail
+    env["FASTMLP_CACHE_DIR"] = str(tmp_path / "empty")
+    cold = subprocess.run([sys.executable, "-c", FIRST_CALLS], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    assert int(cold.stdout.split()[0]) > 0
+
+
+def test_compile_refuses_without_a_cache():
+    env = {**os.environ, "FASTMLP_CACHE": "0"}
+    run = subprocess.run([sys.executable, "-m", "fastmlp", "compile"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "the compile cache is off (FASTMLP_CACHE=0)" in run.stderr
