@@ -371,18 +371,23 @@ def torch_epoch(workload, X, y, seed=0):
 
     def epoch(rows=None):
         n = X.shape[0] if rows is None else rows
-        perm = torch.randperm(n, generator=gen)
-        total = torch.zeros((), dtype=Xt.dtype)
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = cost(net(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += loss.detach() * idx.shape[0]
-        return float(total) / n
+        return torch_train_epoch(torch, net, opt, cost, Xt, yt, n, bs, gen)
 
     return epoch, {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def torch_train_epoch(torch, net, opt, cost, Xt, yt, n, batch_size, gen):
+    """One PyTorch epoch over the first ``n`` rows in ``randperm`` order; the mean batch loss."""
+    perm = torch.randperm(n, generator=gen)
+    total = torch.zeros((), dtype=Xt.dtype)
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        opt.zero_grad(set_to_none=True)
+        loss = cost(net(Xt[idx]), yt[idx])
+        loss.backward()
+        opt.step()
+        total += loss.detach() * idx.shape[0]
+    return float(total) / n
 
 
 def trainer_lanes(trainer):

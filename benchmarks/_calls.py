@@ -216,18 +216,11 @@ def torch_fit(call, X, y):
     Xt = torch.from_numpy(np.ascontiguousarray(X))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     gen = torch.Generator().manual_seed(0)
+    import _benchlib as bl
+
     loss = float("nan")
     for _ in range(call.max_iter):
-        perm = torch.randperm(n, generator=gen)
-        total = torch.zeros((), dtype=dtype)
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            opt.zero_grad(set_to_none=True)
-            batch_loss = cost(net(Xt[idx]), yt[idx])
-            batch_loss.backward()
-            opt.step()
-            total += batch_loss.detach() * idx.shape[0]
-        loss = float(total) / n
+        loss = bl.torch_train_epoch(torch, net, opt, cost, Xt, yt, n, bs, gen)
     return TorchFit(net, call.max_iter, loss)
 
 
