@@ -16,6 +16,7 @@ LOGISTIC = 1
 TANH = 2
 RELU = 3
 SOFTMAX = 4
+EXP = 5  # an output activation only: MLPRegressor's loss="poisson"
 
 #: Hidden activations by name; "sigmoid" and "logistic" are the same function.
 HIDDEN = {

@@ -1,18 +1,28 @@
-"""Output layer, cross-entropy cost and BP1.
+"""Output layer, its cost and BP1.
 
-Two ways to compute the cost, chosen by ``clip_eps``:
+Three output/cost pairs, each the canonical link of its cost, so BP1 is ``a^L - y`` for all
+(docs/derivation.md):
 
-- ``clip_eps == 0``: exact, through log-sum-exp of the pre-activations, so a confident wrong
-  answer costs a large finite number, never ``-log(0) = inf`` (fastmlp.Model).
-- ``clip_eps > 0``: scikit-learn's ``log_loss``: probabilities clipped to ``[eps, 1 - eps]``
-  before the log (fastmlp.MLPClassifier, to reproduce scikit-learn's ``loss_curve_``).
+- softmax (or logistic, per output) with cross-entropy: classification;
+- identity with half squared error, ``C = 1/2 sum_j (a_j - y_j)^2``: regression;
+- exp with half Poisson deviance, ``C = sum_j (y_j log(y_j / a_j) - y_j + a_j)``: counts.
+
+Two conventions for the cost, chosen by ``clip_eps``:
+
+- ``clip_eps == 0``: fastmlp.Model's, exact: cross-entropy through log-sum-exp of the
+  pre-activations, so a confident wrong answer costs a large finite number, never
+  ``-log(0) = inf``; the Poisson cost through ``log y - z`` rather than ``log(y / e^z)``.
+- ``clip_eps > 0``: scikit-learn's (fastmlp.MLPClassifier and MLPRegressor, to reproduce its
+  ``loss_curve_``): probabilities clipped to ``[eps, 1 - eps]`` before the log, and the
+  squared error averaged over the outputs as well as the rows (its ``squared_loss``; the
+  gradient stays that of the sum over outputs, as scikit-learn's does).
 """
 
 import numpy as np
 
 from fastmlp._kernels import expfast
 from fastmlp._kernels._jit import jit
-from fastmlp._kernels.activations import LOGISTIC, sigmoid1
+from fastmlp._kernels.activations import EXP, IDENTITY, LOGISTIC, sigmoid1
 
 
 @jit
@@ -23,8 +33,51 @@ def softplus1(x):
 
 
 @jit
+def regression_cost1(a, t, out_act):
+    """One output's cost in float64, as scikit-learn computes it from the prediction ``a``.
+
+    ``1/2 (a - t)^2`` for IDENTITY; ``xlogy(t, t / a) - t + a`` (half Poisson deviance) for EXP.
+    """
+    a = np.float64(a)
+    t = np.float64(t)
+    if out_act == IDENTITY:
+        d = a - t
+        return 0.5 * d * d
+    cost = a - t
+    if t != 0.0:
+        cost += t * np.log(t / a)
+    return cost
+
+
+@jit
+def _regression_output_layer(z, b, y, out_act, clip_eps, with_loss):
+    """:func:`output_layer` for the IDENTITY and EXP outputs (n_correct is always 0)."""
+    n, k = z.shape
+    loss_sum = 0.0
+    # scikit-learn's squared_loss is a mean over the outputs too (its gradient is not)
+    per_output = 1.0 / k if clip_eps > 0 and out_act == IDENTITY else 1.0
+    for i in range(n):
+        row = 0.0
+        for j in range(k):
+            v = z[i, j] + b[j]
+            a = v if out_act == IDENTITY else np.exp(v)
+            z[i, j] = a
+            if with_loss:
+                t = y[i, j]
+                if out_act == EXP and clip_eps == 0:
+                    # y log(y / e^v) as y (log y - v): no overflow of y / e^v
+                    row += np.float64(a) - np.float64(t)
+                    if t != 0:
+                        row += np.float64(t) * (np.log(np.float64(t)) - np.float64(v))
+                else:
+                    row += regression_cost1(a, t, out_act)
+        loss_sum += row * per_output
+    return loss_sum, 0
+
+
+@jit
 def output_layer(z, b, y, out_act, clip_eps, with_loss):
-    """In place ``z <- a^L`` (softmax or logistic of ``z + b``); optionally the summed cost.
+    """In place ``z <- a^L`` (the output activation of ``z + b``); optionally the summed cost.
 
     Parameters
     ----------
@@ -34,11 +87,13 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
         Output bias.
     y : (n, K) float array
         Target rows (one-hot or soft, each summing to 1 for softmax; 0/1 per column for
-        logistic outputs). Read only when ``with_loss``.
+        logistic outputs; real values for identity, non-negative ones for exp). Read only
+        when ``with_loss``.
     out_act : int
-        SOFTMAX (multiclass) or LOGISTIC (binary and multilabel, as scikit-learn).
+        SOFTMAX (multiclass) or LOGISTIC (binary and multilabel, as scikit-learn), IDENTITY
+        (squared error) or EXP (Poisson deviance).
     clip_eps : float
-        0 for the exact log-sum-exp cost; ``finfo(dtype).eps`` for scikit-learn's clipped cost.
+        0 for the exact costs; ``finfo(dtype).eps`` for scikit-learn's (see the module).
     with_loss : bool
         Compute the cost and the count of correct rows.
 
@@ -48,8 +103,10 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
         ``sum_x C_x`` over the n rows (not divided by n); 0 when not ``with_loss``.
     n_correct : int
         Rows whose prediction matches the target's (argmax for softmax; every output
-        thresholded at 0.5 for logistic).
+        thresholded at 0.5 for logistic); 0 for regression outputs.
     """
+    if out_act == IDENTITY or out_act == EXP:
+        return _regression_output_layer(z, b, y, out_act, clip_eps, with_loss)
     n, k = z.shape
     T = z.dtype.type
     zero = T(0)
@@ -143,13 +200,13 @@ def output_layer(z, b, y, out_act, clip_eps, with_loss):
 
 @jit
 def output_delta(a, y, delta, scale):
-    """BP1: ``delta^L = (a^L - y) * scale`` (softmax or logistic output with cross-entropy).
+    """BP1: ``delta^L = (a^L - y) * scale``, for every output/cost pair of the module.
 
     Parameters
     ----------
     a, y : (n, K) float arrays
-        Output probabilities and target rows (rows of ``y`` sum to 1 for softmax, so the
-        general ``a * sum_j y_j - y`` is ``a - y``).
+        Outputs and target rows (rows of ``y`` sum to 1 for softmax, so the general
+        ``a * sum_j y_j - y`` is ``a - y``).
     delta : (n, K) float array
         Written.
     scale : float

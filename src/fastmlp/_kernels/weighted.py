@@ -10,22 +10,23 @@ Serial only: weighted fits are rare enough not to need the parallel variant.
 import numpy as np
 
 from fastmlp._kernels._jit import jit
-from fastmlp._kernels.activations import LOGISTIC
+from fastmlp._kernels.activations import EXP, IDENTITY, LOGISTIC
 from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
 from fastmlp._kernels.layout import activation_layout, rows_view
+from fastmlp._kernels.loss import regression_cost1
 from fastmlp._kernels.optim import ADAM, add_l2, optimizer_step
 from fastmlp._kernels.train import gather_rows, gather_rows_csr
 
 
 @jit
 def weighted_cost_and_delta(a, y, w, w_sum, delta, out_act, clip_eps):
-    """Weighted clipped cross-entropy and weighted BP1 for one batch.
+    """Weighted cost (scikit-learn's) and weighted BP1 for one batch.
 
     Parameters
     ----------
     a, y : (n, K) float arrays
-        Output probabilities and 0/1 targets.
+        Outputs and targets (0/1 for the classifier's outputs).
     w : (n,) float array
         Sample weights.
     w_sum : float
@@ -33,9 +34,11 @@ def weighted_cost_and_delta(a, y, w, w_sum, delta, out_act, clip_eps):
     delta : (n, K) float array
         Written: BP1, ``delta^L = (a^L - y) * w / w_sum``.
     out_act : int
-        SOFTMAX (cost ``-sum_j y_j log p_j``) or LOGISTIC (binary cross-entropy per output).
+        SOFTMAX (cost ``-sum_j y_j log p_j``), LOGISTIC (binary cross-entropy per output),
+        IDENTITY (half squared error, averaged over the outputs) or EXP (half Poisson
+        deviance); see :mod:`fastmlp._kernels.loss`.
     clip_eps : float
-        Probabilities are clipped to ``[clip_eps, 1 - clip_eps]`` in the cost.
+        Probabilities are clipped to ``[clip_eps, 1 - clip_eps]`` in the cross-entropy.
 
     Returns
     -------
@@ -48,9 +51,17 @@ def weighted_cost_and_delta(a, y, w, w_sum, delta, out_act, clip_eps):
     one = T(1)
     zero = T(0)
     total = 0.0
+    regression = out_act == IDENTITY or out_act == EXP
+    per_output = 1.0 / k if out_act == IDENTITY else 1.0
     for i in range(n):
         row = 0.0
         scale = w[i] / w_sum
+        if regression:
+            for j in range(k):
+                row += regression_cost1(a[i, j], y[i, j], out_act)
+                delta[i, j] = (a[i, j] - y[i, j]) * scale
+            total += w[i] * row * per_output
+            continue
         for j in range(k):
             t = y[i, j]
             p = min(max(a[i, j], eps), one - eps)
