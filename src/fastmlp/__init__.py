@@ -1,7 +1,8 @@
 """fastmlp: fast, exact training of fully-connected classifiers, compiled with Numba.
 
 Public names: :class:`Model` (the network), :class:`History`, :class:`DivergenceError`,
-:class:`MLPClassifier` (a drop-in for scikit-learn's) and :data:`__version__`.
+:class:`MLPClassifier` and :class:`MLPRegressor` (drop-ins for scikit-learn's) and
+:data:`__version__`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -13,14 +14,15 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["DivergenceError", "History", "MLPClassifier", "Model", "__version__"]
+__all__ = ["DivergenceError", "History", "MLPClassifier", "MLPRegressor", "Model",
+           "__version__"]
 
 
 def __getattr__(name):
-    # MLPClassifier pulls in scikit-learn; import it only when asked for, so `import fastmlp`
+    # The estimators pull in scikit-learn; import them only when asked for, so `import fastmlp`
     # stays light for library and command-line use.
-    if name == "MLPClassifier":
-        from fastmlp.sklearn import MLPClassifier
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from fastmlp import sklearn
 
-        return MLPClassifier
+        return getattr(sklearn, name)
     raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
