@@ -157,7 +157,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     >>> regr.fit(X_train, y_train)
     MLPRegressor(max_iter=2000, random_state=1, tol=0.1)
     >>> regr.predict(X_test[:2])
-    array([  28.98..., -291...])
+    array([  28.97..., -290.75...])
     >>> regr.score(X_test, y_test)
     0.98...
     """
