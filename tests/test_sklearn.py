@@ -109,8 +109,9 @@ def _check_name(check):
 def test_sklearn_estimator_checks(estimator, check):
     if _check_name(check) == "check_sample_weight_equivalence_on_dense_data":
         # as scikit-learn's own suite (PER_ESTIMATOR_CHECK_PARAMS): weights equal repetitions
-        # for the full-batch solver; mini-batches of repeated rows differ by construction
-        estimator.set_params(solver="lbfgs")
+        # for the full-batch solver; mini-batches of repeated rows differ by construction. On
+        # a clone: every check gets the same estimator object, the later ones its defaults.
+        estimator = clone(estimator).set_params(solver="lbfgs")
     check(estimator)
 
 

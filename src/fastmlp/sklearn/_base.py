@@ -302,6 +302,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.n_outputs_ = y.shape[1]
         layer_units = [n_features] + [int(h) for h in hidden_layer_sizes] + [self.n_outputs_]
 
+        if not first_pass and self._output_activation() != self.out_activation_:
+            # scikit-learn would go on with the old output layer and the new cost
+            raise ValueError(
+                f"the output activation would change from {self.out_activation_!r} to "
+                f"{self._output_activation()!r} (loss={getattr(self, 'loss', None)!r}); "
+                "fit afresh (without warm_start) to change the loss"
+            )
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
