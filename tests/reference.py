@@ -91,17 +91,24 @@ def softmax_jacobian(a):
     return np.diag(a) - np.outer(a, a)
 
 
-#: Output activations: "softmax" (multiclass) or "logistic" (independent sigmoids).
-OUTPUTS = {"softmax": softmax, "logistic": sigmoid}
+#: Output activations: "softmax" (multiclass), "logistic" (independent sigmoids), "identity"
+#: (regression) or "exp" (regression of counts: a = e^z > 0).
+OUTPUTS = {"softmax": softmax, "logistic": sigmoid, "identity": identity, "exp": np.exp}
 
 
 # -- the cost ------------------------------------------------------------------------------------
 
 
 def cost_per_example(zL, y, output, clip_eps=0.0):
-    """Cross-entropy ``C_x`` of every row, from the output pre-activations ``z^L``.
+    """The cost ``C_x`` of every row, from the output pre-activations ``z^L``.
 
-    ``clip_eps == 0``: exact. Softmax: ``C_x = -sum_i y_i ln a_i`` with ``ln a`` by log-sum-exp.
+    Identity: the half squared error ``C_x = 1/2 sum_i (a_i - y_i)^2`` (with ``clip_eps > 0``,
+    scikit-learn's ``squared_loss``, also divided by the number of outputs). Exp: the half
+    Poisson deviance ``C_x = sum_i (y_i ln(y_i / a_i) - y_i + a_i)``, ``a = e^z``, where
+    ``y ln(y / a)`` is 0 for ``y = 0`` (its limit).
+
+    Otherwise the cross-entropy. ``clip_eps == 0``: exact. Softmax: ``C_x = -sum_i y_i ln a_i``
+    with ``ln a`` by log-sum-exp.
     Logistic: ``C_x = -sum_i [y_i ln a_i + (1 - y_i) ln(1 - a_i)]``, with
     ``-ln sigma(z) = softplus(-z)`` and ``-ln(1 - sigma(z)) = softplus(z)``.
 
@@ -110,6 +117,13 @@ def cost_per_example(zL, y, output, clip_eps=0.0):
     """
     zL = np.asarray(zL, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    if output == "identity":
+        per_output = 1.0 / y.shape[1] if clip_eps > 0 else 1.0
+        return 0.5 * ((zL - y) ** 2).sum(axis=1) * per_output
+    if output == "exp":
+        a = np.exp(zL)
+        positive = np.where(y > 0, y, 1.0)  # y ln(y / a) -> 0 as y -> 0
+        return (np.where(y > 0, y * np.log(positive / a), 0.0) - y + a).sum(axis=1)
     if clip_eps == 0:
         if output == "softmax":
             return -(y * log_softmax(zL)).sum(axis=1)
@@ -163,8 +177,9 @@ def backprop(Ws, bs, x, y, hidden="sigmoid", output="softmax"):
     grad_bs = [None] * L
     # BP1: delta^L = dC/dz^L = a^L - y per example. For softmax the general form is
     #      a^L * sum_j y_j - y, which is a^L - y because the rows of y sum to 1; for logistic
-    #      outputs with the binary cross-entropy it is a^L - y column by column.
-    #      Divided by n because C is the mean over the rows.
+    #      outputs with the binary cross-entropy, identity outputs with the half squared error
+    #      and exp outputs with the half Poisson deviance it is a^L - y column by column (each
+    #      the canonical link of its cost). Divided by n because C is the mean over the rows.
     aL = activations[-1]
     if output == "softmax":
         delta = (aL * y.sum(axis=1, keepdims=True) - y) / n
@@ -210,7 +225,12 @@ def loss_and_gradient(Ws, bs, x, y, hidden="sigmoid", output="softmax", l2=0.0,
 
 
 def n_correct(Ws, bs, x, y, hidden="sigmoid", output="softmax"):
-    """Rows predicted right: argmax match (softmax), or every output on the right side of 0.5."""
+    """Rows predicted right: argmax match (softmax), or every output on the right side of 0.5.
+
+    Regression outputs (identity, exp) have no correct rows: 0.
+    """
+    if output in ("identity", "exp"):
+        return 0
     a = forward(Ws, bs, x, hidden, output)[1][-1]
     y = np.asarray(y)
     if output == "softmax":

@@ -409,6 +409,170 @@ def test_missing_matplotlib_is_a_user_error(workdir):
     assert result.stdout == ""  # refused before training, not after
 
 
+# -- regression --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def diabetes_model(workdir):
+    """A diabetes regression model trained and saved by the command; (path, stdout).
+
+    With matplotlib installed the same run also draws the regression picture, reg.png.
+    """
+    path = workdir / "diabetes.npz"
+    plot = ["--plot", workdir / "reg.png"] if have_matplotlib() else []
+    result = run("train", "--task", "regression", "--epochs", "4", "--save", path, *plot)
+    assert result.returncode == 0, result.stderr
+    return path, result.stdout
+
+
+def test_train_regression_on_diabetes(diabetes_model, workdir):
+    path, stdout = diabetes_model
+    lines = stdout.splitlines()
+    assert lines[0] == ("fastmlp: 331 training and 111 test samples, regression (identity "
+                        "output), layers [10, 32, 1], sigmoid, adam (learning rate 0.003), "
+                        "batch 32, float32; validation: the test set")
+    assert lines[1].split() == ["epoch", "loss", "test_loss", "test_rmse", "test_r2",
+                                "seconds", "samples/s"]
+    rows = [line.split() for line in lines[2:6]]
+    assert [row[0] for row in rows] == ["1", "2", "3", "4"]
+    assert float(rows[-1][1]) < float(rows[0][1])  # the training loss falls
+    summary = lines[6]
+    assert re.match(r"test R\^2 -?\d\.\d{4}  test RMSE \d+\.\d{4}  test loss \d+\.\d{4}  "
+                    r"4 epochs in [\d.]+ s  \d+ samples/s$", summary), summary
+    assert lines[7] == f"saved {path}"
+    model = Model.load(path)
+    assert model.output == "identity" and model.layer_sizes == (10, 32, 1)
+    assert model.classes is None
+    # the summary and the last table row are the saved model's scores on the test split
+    _, _, X_test, y_test = datasets.load_diabetes(seed=0)
+    expected = model.evaluate(X_test, y_test)
+    assert float(summary.split()[2]) == pytest.approx(expected["r2"], abs=1e-4)
+    assert float(summary.split()[5]) == pytest.approx(expected["rmse"], abs=1e-4)
+    assert rows[-1][2:5] == [f"{expected[k]:.4f}" for k in ("loss", "rmse", "r2")]
+    if have_matplotlib():
+        png = workdir / "reg.png"
+        assert lines[8] == ("the loss curves and the test set's predicted against true values "
+                            f"written to {png}")
+        assert png_size(png) == (1000, 400)
+    assert len(lines) == (9 if have_matplotlib() else 8)
+
+
+def test_evaluate_and_predict_a_regression_model(diabetes_model, tmp_path):
+    path, _ = diabetes_model
+    model = Model.load(path)
+    _, _, X_test, y_test = datasets.load_diabetes(seed=0)
+    result = run("evaluate", path)  # no --task: the file says it is a regression model
+    assert result.returncode == 0, result.stderr
+    expected = model.evaluate(X_test, y_test)
+    assert result.stdout.splitlines() == [
+        f"model {path}: layers [10, 32, 1], sigmoid, regression (identity output), float32",
+        "data diabetes: 111 test samples",
+        f"loss {expected['loss']:.4f}  RMSE {expected['rmse']:.4f}  R^2 {expected['r2']:.4f}",
+    ]
+    np.save(tmp_path / "x.npy", X_test[:7])
+    result = run("predict", path, tmp_path / "x.npy")
+    assert result.returncode == 0, result.stderr
+    # float32 printed with 9 significant digits reads back as the same float32
+    values = np.array(result.stdout.split(), dtype=np.float32)
+    np.testing.assert_array_equal(values, model.predict(X_test[:7]))
+
+
+@pytest.fixture(scope="module")
+def two_target_npz(workdir):
+    """Regression data with two non-negative targets per row (y 2-D), as an .npz."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((240, 4)).astype(np.float32)
+    Y = np.column_stack([np.exp(0.5 * X[:, 0]), np.exp(0.3 * X[:, 2] - 0.4 * X[:, 1])])
+    path = workdir / "two.npz"
+    np.savez(path, X_train=X[:180], y_train=Y[:180], X_test=X[180:], y_test=Y[180:])
+    return path
+
+
+@pytest.mark.parametrize("output", ["identity", "exp"])
+def test_regression_with_two_outputs_end_to_end(two_target_npz, workdir, output):
+    path = workdir / f"two-{output}.npz"
+    result = run("train", "--task", "regression", "--output", output, "--data", two_target_npz,
+                 "--hidden", "16", "--epochs", "40", "--dtype", "float64", "--quiet",
+                 "--save", path)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[2]) > 0.7  # test R^2 (measured: 0.84 and 0.96)
+    model = Model.load(path)
+    assert model.output == output and model.layer_sizes == (4, 16, 2)
+    with np.load(two_target_npz) as data:
+        X_test, y_test = data["X_test"], data["y_test"]
+    result = run("evaluate", path, "--data", two_target_npz)
+    assert result.returncode == 0, result.stderr
+    assert f"R^2 {model.evaluate(X_test, y_test)['r2']:.4f}" in result.stdout
+    np.savetxt(workdir / "two.csv", X_test[:5], delimiter=",", fmt="%.9g")
+    result = run("predict", path, workdir / "two.csv")
+    assert result.returncode == 0, result.stderr
+    # one row per sample, its two values comma-separated, read back exactly (float64: 17 digits)
+    values = np.loadtxt(result.stdout.splitlines(), delimiter=",")
+    np.testing.assert_array_equal(values, model.predict(np.loadtxt(workdir / "two.csv",
+                                                                   delimiter=",")))
+
+
+def _main_error(args, capsys):
+    from fastmlp.cli import main
+
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastmlp: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--task", "regression", "--data", "digits"],
+     "--data 'digits' is a classification data set (class labels); a regression model needs "
+     "real-valued targets"),
+    (["train", "--task", "regression", "--data", "{dir}"], "is a classification data set"),
+    (["train", "--data", "diabetes"], "regression data set (real-valued targets): add --task "
+                                      "regression"),
+    (["bench", "--data", "diabetes"], "add --task regression"),
+    (["train", "--output", "exp"], "--output exp is a regression output: add --task regression"),
+    (["train", "--task", "regression", "--data", "{dir}/small.npz"],
+     "y_train holds <U3 values, not numbers"),
+    (["train", "--task", "regression", "--output", "exp", "--data", "{dir}/signed.npz"],
+     "has negative targets: --output exp"),
+    (["train", "--data", "{dir}/two.npz"], "a classifier takes 1-D labels; 2-D targets are for "
+                                           "--task regression"),
+    (["evaluate", "{dir}/diabetes.npz", "--data", "digits"], "is a classification data set"),
+    (["evaluate", "{dir}/diabetes.npz", "--confusion", "{dir}/c.png"],
+     "--confusion is for classifiers"),
+    (["evaluate", "{dir}/diabetes.npz", "--data", "{dir}/two.npz"], "takes 10 features"),
+    (["evaluate", "{dir}/two-identity.npz", "--data", "{dir}/signed.npz"],
+     "the model has 2 outputs but --data"),
+    (["evaluate", "{dir}/digits.npz", "--data", "diabetes"], "add --task regression"),
+    (["predict", "{dir}/diabetes.npz", "{dir}/x.npy", "--proba"],
+     "--proba is for classifiers: "),
+])
+def test_regression_user_errors(args, message, capsys, workdir, diabetes_model, digits_model,
+                                small_npz, two_target_npz):
+    if "--confusion" in args:
+        pytest.importorskip("matplotlib")  # else the missing matplotlib is the error
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 4))
+    np.savez(workdir / "signed.npz", X_train=X[:15], y_train=X[:15, 0], X_test=X[15:],
+             y_test=X[15:, 0])
+    if not (workdir / "two-identity.npz").exists():
+        Model([4, 3, 2], output="identity", seed=0).save(workdir / "two-identity.npz")
+    err = _main_error([a.replace("{dir}", str(workdir)) for a in args], capsys)
+    assert message.replace("{dir}", str(workdir)) in err, err
+
+
+def test_regression_epoch_rows():
+    import io
+
+    from fastmlp.cli import _EpochPrinter
+
+    out = io.StringIO()
+    printer = _EpochPrinter(100, "test", out, regression=True)
+    logs = {"loss": 0.5, "val_loss": 0.625, "val_rmse": 1.25, "val_r2": -0.5, "seconds": 0.25}
+    assert printer.on_epoch_end(3, logs) is False
+    head, row = out.getvalue().splitlines()
+    assert head.split() == ["epoch", "loss", "test_loss", "test_rmse", "test_r2", "seconds",
+                            "samples/s"]
+    assert row.split() == ["3", "0.5000", "0.6250", "1.2500", "-0.5000", "0.250", "400"]
+
+
 # -- bench and info ----------------------------------------------------------------------------
 def test_bench_prints_a_comparison_table():
     result = run("bench", "--epochs", "1", "--hidden", "16", "--threads", "1")
@@ -440,7 +604,8 @@ def test_info_reports_versions_threads_blas_and_cache():
 # -- help --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command,options", [
     ([], ["train", "evaluate", "predict", "bench", "info", "compile"]),
-    (["train"], ["--data", "--hidden", "--activation", "--optimizer", "--epochs",
+    (["train"], ["--task", "--output", "--data", "--hidden", "--activation", "--optimizer",
+                 "--epochs",
                  "--batch-size", "--learning-rate", "--momentum", "--l2",
                  "--validation-fraction", "--early-stopping", "--seed", "--dtype", "--threads",
                  "--save", "--plot", "--quiet"]),

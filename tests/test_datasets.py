@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from fastmlp import datasets
 from fastmlp.datasets import (
+    DIABETES_Y_SCALE,
+    load_diabetes,
     load_digits,
     load_fashion_mnist,
     load_idx,
@@ -335,6 +337,53 @@ def test_load_digits():
     np.testing.assert_array_equal(again[1], y_train)
     other = load_digits(test_size=0.5, seed=1)
     assert other[2].shape[0] in (898, 899)
+
+
+def test_load_diabetes():
+    from sklearn.datasets import load_diabetes as sk_load_diabetes
+
+    X_train, y_train, X_test, y_test = load_diabetes()
+    assert X_train.shape == (331, 10) and X_test.shape == (111, 10)
+    assert y_train.shape == (331,) and y_test.shape == (111,)
+    for a in (X_train, y_train, X_test, y_test):
+        assert a.dtype == np.float32 and a.flags.c_contiguous
+    # standardised by the training set; the test set with the same mean and deviation
+    np.testing.assert_allclose(X_train.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(X_train.std(axis=0), 1, rtol=1e-5)
+    assert np.abs(X_test.mean(axis=0)).max() < 0.5
+    # the targets divided by 100, every one of them kept, the split always the same
+    target = sk_load_diabetes().target
+    np.testing.assert_allclose(np.sort(np.concatenate([y_train, y_test])),
+                               np.sort(target / 100), rtol=1e-6)
+    assert y_train.min() > 0 and DIABETES_Y_SCALE == 100
+    again = load_diabetes()
+    np.testing.assert_array_equal(again[0], X_train)
+    np.testing.assert_array_equal(again[3], y_test)
+    other = load_diabetes(test_size=0.5, seed=1)
+    assert other[2].shape == (221, 10)
+    assert not np.array_equal(other[1][:10], y_train[:10])
+
+
+def test_load_npz_two_dimensional_targets(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "reg.npz"
+    np.savez(p, X_train=rng.standard_normal((10, 3)), y_train=rng.standard_normal((10, 2)),
+             X_test=rng.standard_normal((4, 3)), y_test=rng.standard_normal((4, 2)))
+    _, y_train, _, y_test = load_npz(p)
+    assert y_train.shape == (10, 2) and y_test.shape == (4, 2)
+    assert y_train.dtype == np.float64
+    np.savez(p, X_train=np.zeros((10, 3)), y_train=np.zeros((10, 2)), X_test=np.zeros((4, 3)),
+             y_test=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"y_train has shape \(10, 2\) but y_test \(4, 3\)"):
+        load_npz(p)
+    np.savez(p, X_train=np.zeros((10, 3)), y_train=np.zeros(10), X_test=np.zeros((4, 3)),
+             y_test=np.zeros((4, 1)))
+    with pytest.raises(ValueError, match="differ in their rows only"):
+        load_npz(p)
+    np.savez(p, X_train=np.zeros((10, 3)), y_train=np.zeros((10, 2, 2)),
+             X_test=np.zeros((4, 3)), y_test=np.zeros(4))
+    with pytest.raises(ValueError, match=r"must be 1-D .* or 2-D .*, got shape \(10, 2, 2\)"):
+        load_npz(p)
 
 
 def test_load_npz(tmp_path):

@@ -2,9 +2,10 @@
 
 ``Model.gradients`` is compared with central finite differences of ``Model.loss``, perturbing
 every parameter through the live ``model.weights``/``model.biases`` views, and with
-``reference.backprop``; ``Network.loss_and_gradient`` (the kernel behind both, and L-BFGS's
-objective) is compared the same way for logistic outputs and the L2 terms, which ``Model`` does
-not expose.
+``reference.backprop``, for every output kind of ``Model`` (softmax with labels or soft
+targets, identity with real values, also as a single output, and exp with counts);
+``Network.loss_and_gradient`` (the kernel behind both, and L-BFGS's objective) is compared the
+same way for those and for logistic outputs and the L2 terms, which ``Model`` does not expose.
 
 Tolerances (float64): central differences with ``h = 1e-6`` have truncation error ~``h^2`` and
 rounding error ~``eps / h`` ~ 1e-10 on a cost of order 1, so the relative error
@@ -20,7 +21,7 @@ import reference as ref
 
 from fastmlp import Model
 from fastmlp._engine import Network, hidden_code
-from fastmlp._kernels.activations import LOGISTIC, SOFTMAX
+from fastmlp._kernels.activations import EXP, IDENTITY, LOGISTIC, SOFTMAX
 from fastmlp._params import bias_views, weight_views
 
 H = 1e-6
@@ -36,14 +37,36 @@ ARCHITECTURES = {  # 0, 1, 2 and 3 hidden layers
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
 N = 7
 
+#: The targets of each case, and the Model output they go with.
+TARGET_KINDS = {
+    "labels": "softmax",      # integer labels, one-hot encoded by Model
+    "soft": "softmax",        # rows of probabilities
+    "values": "identity",     # real values, (n, K)
+    "one value": "identity",  # one real-valued output, y of shape (n,)
+    "counts": "exp",          # non-negative counts, zeros included
+}
+
+
+def case_sizes(n_hidden, target_kind):
+    sizes = ARCHITECTURES[n_hidden]
+    return sizes[:-1] + [1] if target_kind == "one value" else sizes
+
 
 def make_data(rng, sizes, target_kind):
+    """``(X, y, Y)``: the inputs, the targets as ``Model`` takes them, the target rows."""
     X = rng.normal(0, 1, (N, sizes[0]))
     k = sizes[-1]
     if target_kind == "labels":
         y = np.arange(N) % k  # every class present
         rng.shuffle(y)
         return X, y, np.eye(k)[y]
+    if target_kind in ("values", "one value"):
+        Y = rng.normal(0.5, 2.0, (N, k))
+        return X, (Y[:, 0] if k == 1 else Y), Y
+    if target_kind == "counts":
+        Y = rng.poisson(1.5, (N, k)).astype(np.float64)
+        Y[0, 0] = 0.0  # y ln(y / a) at y = 0 is its limit 0
+        return X, Y, Y
     Y = rng.dirichlet(np.ones(k), N)
     return X, Y, Y
 
@@ -76,12 +99,13 @@ def model_finite_differences(model, X, y):
     return fd_W, fd_b
 
 
-@pytest.mark.parametrize("target_kind", ["labels", "soft"])
+@pytest.mark.parametrize("target_kind", list(TARGET_KINDS))
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("n_hidden", sorted(ARCHITECTURES))
 def test_model_gradients_match_finite_differences(rng, n_hidden, activation, target_kind):
-    sizes = ARCHITECTURES[n_hidden]
-    model = Model(sizes, hidden_activation=activation, dtype="float64", seed=n_hidden)
+    sizes = case_sizes(n_hidden, target_kind)
+    model = Model(sizes, output=TARGET_KINDS[target_kind], hidden_activation=activation,
+                  dtype="float64", seed=n_hidden)
     X, y, _ = make_data(rng, sizes, target_kind)
     theta_before = flat(model.weights + model.biases)
     grad_W, grad_b = model.gradients(X, y)
@@ -99,30 +123,36 @@ def test_model_gradients_match_finite_differences(rng, n_hidden, activation, tar
         np.testing.assert_allclose(g, f, rtol=0, atol=FD_RTOL * max(np.max(np.abs(f)), 1e-3))
 
 
-@pytest.mark.parametrize("target_kind", ["labels", "soft"])
+@pytest.mark.parametrize("target_kind", list(TARGET_KINDS))
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("n_hidden", sorted(ARCHITECTURES))
 def test_model_gradients_match_reference_backprop(rng, n_hidden, activation, target_kind):
-    sizes = ARCHITECTURES[n_hidden]
-    model = Model(sizes, hidden_activation=activation, dtype="float64", seed=10 + n_hidden)
+    sizes = case_sizes(n_hidden, target_kind)
+    output = TARGET_KINDS[target_kind]
+    model = Model(sizes, output=output, hidden_activation=activation, dtype="float64",
+                  seed=10 + n_hidden)
     X, y, Y = make_data(rng, sizes, target_kind)
     Ws, bs = ref.as_float64(model.weights, model.biases)
-    ref_W, ref_b = ref.backprop(Ws, bs, X, Y, activation, "softmax")
+    ref_W, ref_b = ref.backprop(Ws, bs, X, Y, activation, output)
     grad_W, grad_b = model.gradients(X, y)
     for layer, (g, r) in enumerate(zip(grad_W + grad_b, ref_W + ref_b, strict=True)):
         np.testing.assert_allclose(g, r, rtol=REF_RTOL, atol=REF_RTOL * np.max(np.abs(r)),
                                    err_msg=f"parameter array {layer}")
-    assert model.loss(X, y) == pytest.approx(ref.loss(Ws, bs, X, Y, activation), rel=REF_RTOL)
+    ref_loss = ref.loss(Ws, bs, X, Y, activation, output)
+    assert model.loss(X, y) == pytest.approx(ref_loss, rel=REF_RTOL)
+    assert model.evaluate(X, y)["loss"] == pytest.approx(ref_loss, rel=REF_RTOL)
 
 
+@pytest.mark.parametrize("target_kind", ["labels", "values", "counts"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_model_gradients_float32(rng, activation):
+def test_model_gradients_float32(rng, activation, target_kind):
     sizes = ARCHITECTURES[2]
-    m64 = Model(sizes, hidden_activation=activation, dtype="float64", seed=3)
-    m32 = Model(sizes, hidden_activation=activation, dtype="float32", seed=3)
+    output = TARGET_KINDS[target_kind]
+    m64 = Model(sizes, output=output, hidden_activation=activation, dtype="float64", seed=3)
+    m32 = Model(sizes, output=output, hidden_activation=activation, dtype="float32", seed=3)
     for dst, src in zip(m32.weights + m32.biases, m64.weights + m64.biases, strict=True):
         dst[...] = src
-    X, y, _ = make_data(rng, sizes, "labels")
+    X, y, _ = make_data(rng, sizes, target_kind)
     X32 = X.astype(np.float32)
     g32 = m32.gradients(X32, y)
     assert all(g.dtype == np.float32 for g in g32[0] + g32[1])
@@ -146,16 +176,23 @@ def test_gradients_are_those_of_the_mean_cost(rng):
 # -- the kernel behind Model: logistic outputs, L2 terms, clipped cost ---------------------------
 
 
+OUT_CODES = {"softmax": SOFTMAX, "logistic": LOGISTIC, "identity": IDENTITY, "exp": EXP}
+
+
 def network_case(rng, output, n_hidden=2, activation="tanh", k=3):
     sizes = ARCHITECTURES[n_hidden][:-1] + [k]
-    out_act = SOFTMAX if output == "softmax" else LOGISTIC
-    net = Network(sizes, hidden_code(activation), out_act, np.float64)
+    net = Network(sizes, hidden_code(activation), OUT_CODES[output], np.float64)
     theta = rng.normal(0, 0.7, net.n_params)
     X = rng.normal(0, 1, (N, sizes[0]))
     if output == "softmax":
         Y = rng.dirichlet(np.ones(k), N)
-    else:
+    elif output == "logistic":
         Y = rng.random((N, k))  # multilabel, soft: each column a probability
+    elif output == "identity":
+        Y = rng.normal(0, 2, (N, k))
+    else:
+        Y = rng.poisson(2.0, (N, k)).astype(np.float64)  # counts, zeros among them
+        Y[0, 0] = 0.0
     return net, theta, X, Y
 
 
@@ -165,7 +202,7 @@ def views(net, theta):
 
 @pytest.mark.parametrize("l2, l2_per_sample", [(0.0, 0.0), (0.03, 0.0), (0.0, 0.2), (0.01, 0.1)])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("output", ["softmax", "logistic"])
+@pytest.mark.parametrize("output", list(OUT_CODES))
 def test_network_gradient_matches_finite_differences(rng, output, activation, l2,
                                                      l2_per_sample):
     net, theta, X, Y = network_case(rng, output, activation=activation)
@@ -209,3 +246,39 @@ def test_network_clipped_cost_matches_reference(rng, output):
                                    atol=REF_RTOL * np.max(np.abs(grad)))
     exact = net.loss_and_gradient(theta, X, Y, clip_eps=0.0)[0]
     assert exact != pytest.approx(net.loss_and_gradient(theta, X, Y, clip_eps=eps)[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("output", ["identity", "exp"])
+def test_network_regression_costs_by_hand(rng, output):
+    """The costs written out for one tiny case: a 1-1 network, one row, no hidden layer.
+
+    ``z = w x + b = 0.5 * 2 + 0.25 = 1.25``. Identity: ``a = 1.25``, ``y = 2``:
+    ``C = 1/2 (1.25 - 2)^2 = 0.28125``, ``dC/dz = a - y = -0.75``, ``dC/dw = -0.75 * 2 = -1.5``.
+    Exp: ``a = e^1.25``, ``y = 2``: ``C = 2 ln(2 / e^1.25) - 2 + e^1.25``,
+    ``dC/dz = e^1.25 - 2``.
+    """
+    net = Network([1, 1], hidden_code("identity"), OUT_CODES[output], np.float64)
+    theta = np.array([0.5, 0.25])  # w, then b
+    X, Y = np.array([[2.0]]), np.array([[2.0]])
+    loss, n_correct, grad = net.loss_and_gradient(theta, X, Y)
+    a = 1.25 if output == "identity" else np.exp(1.25)
+    cost = 0.5 * (a - 2) ** 2 if output == "identity" else 2 * np.log(2 / a) - 2 + a
+    assert loss == pytest.approx(cost, rel=1e-15)
+    np.testing.assert_allclose(grad, [(a - 2) * 2, a - 2], rtol=1e-15)
+    assert n_correct == 0  # regression outputs count no correct rows
+    np.testing.assert_allclose(net.predict_proba(theta, X), [[a]], rtol=1e-15)
+
+
+def test_network_clipped_regression_costs(rng):
+    """scikit-learn's convention (clip_eps > 0): the squared error is also averaged over the K
+    outputs (the gradient is not); the Poisson deviance is unchanged."""
+    eps = float(np.finfo(np.float64).eps)
+    net, theta, X, Y = network_case(rng, "identity")
+    exact, _, g_exact = net.loss_and_gradient(theta, X, Y)
+    clipped, _, g_clipped = net.loss_and_gradient(theta, X, Y, clip_eps=eps)
+    assert clipped == pytest.approx(exact / Y.shape[1], rel=REF_RTOL)
+    np.testing.assert_array_equal(g_clipped, g_exact)
+    net, theta, X, Y = network_case(rng, "exp")
+    exact = net.loss_and_gradient(theta, X, Y, with_grad=False)[0]
+    assert net.loss_and_gradient(theta, X, Y, clip_eps=eps, with_grad=False)[0] == \
+        pytest.approx(exact, rel=REF_RTOL)

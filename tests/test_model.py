@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 import stat
@@ -5,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from fastmlp import DivergenceError, History, Model
+from fastmlp import DivergenceError, History, Model, datasets
 
 
 def small_data(rng, n=120, n_in=6, k=3, dtype=np.float64):
@@ -104,6 +105,7 @@ def test_history_validation_and_callbacks(digits):
     assert history.epochs == 3 and [e for e, _ in seen] == [1, 2, 3]
     assert seen[0][1] == ["accuracy", "loss", "seconds", "val_accuracy", "val_loss"]
     assert len(history.val_loss) == len(history.val_accuracy) == len(history.seconds) == 3
+    assert history.val_rmse == history.val_r2 == []  # regression models' fields
     assert history.val_loss[-1] == pytest.approx(model.loss(X_test, y_test), rel=1e-6)
     assert history.val_accuracy[-1] == model.evaluate(X_test, y_test)["accuracy"]
     assert all(s > 0 for s in history.seconds)
@@ -114,6 +116,23 @@ def test_progress_bar_runs(digits, capsys):
     Model([64, 8, 10], seed=0).fit(X_train, y_train, epochs=2, batch_size=64,
                                    learning_rate=0.5, progress=True)
     assert "2/2" in capsys.readouterr().err
+
+
+def test_an_epoch_in_progress_bar_segments_is_one_call_bit_for_bit(digits, monkeypatch):
+    # the progress bar trains an epoch in several calls; they continue one running cost sum
+    import fastmlp.model as model_module
+
+    monkeypatch.setattr(model_module, "_SEGMENT_SECONDS", 1e-9)  # one batch per call
+    X_train, y_train, _, _ = digits
+    runs = []
+    for progress in (False, True):
+        model = Model([64, 16, 10], dtype="float64", seed=0)
+        history = model.fit(X_train, y_train, epochs=2, batch_size=50, learning_rate=0.5,
+                            progress=progress)
+        runs.append((history.loss, history.accuracy, model.weights[0].copy()))
+    assert runs[0][0] == runs[1][0]
+    assert runs[0][1] == runs[1][1]
+    assert np.array_equal(runs[0][2], runs[1][2])
 
 
 def test_shuffle_off_is_deterministic_and_differs_from_shuffled(rng):
@@ -300,11 +319,27 @@ def test_bad_layer_sizes(sizes, error):
         Model(sizes)
 
 
+def test_one_output_is_for_regression_only():
+    with pytest.raises(ValueError, match=r">= 2 classes for softmax.*output='identity'"):
+        Model([4, 1])
+    for output in ("identity", "exp"):
+        assert Model([4, 1], output=output).layer_sizes == (4, 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        Model([4, 0], output="identity")
+
+
 def test_bad_constructor_options():
     with pytest.raises(ValueError, match="hidden_activation"):
         Model([2, 2], hidden_activation="softplus")
     with pytest.raises(ValueError, match="dtype"):
         Model([2, 2], dtype="float16")
+    with pytest.raises(ValueError, match=r"output must be one of 'softmax', 'identity', 'exp'"):
+        Model([2, 2], output="poisson")
+    with pytest.raises(ValueError, match="output must be"):
+        Model([2, 2], output=None)
+    for output in ("identity", "exp"):
+        with pytest.raises(ValueError, match="a regression model .* has none: leave classes"):
+            Model([2, 2], output=output, classes=["a", "b"])
 
 
 def test_predict_checks_features(rng):
@@ -384,3 +419,231 @@ def test_classes_are_kept_and_saved(tmp_path, rng):
         Model([6, 3], classes=[1, 2])
     with pytest.raises(ValueError, match="distinct"):
         Model([6, 3], classes=[1, 1, 2])
+
+
+# -- regression: identity and exp outputs ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def diabetes():
+    return datasets.load_diabetes(seed=0)
+
+
+def test_regression_on_diabetes_learns_as_well_as_a_linear_model(diabetes):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+
+    X_train, y_train, X_test, y_test = diabetes
+    model = Model([10, 32, 1], output="identity", seed=0)
+    before = model.loss(X_test, y_test)
+    history = model.fit(X_train, y_train, epochs=30, batch_size=32, learning_rate=0.001,
+                        optimizer="adam", validation_data=(X_test, y_test), progress=False)
+    assert history.loss[-1] < history.loss[0] / 5
+    assert model.loss(X_test, y_test) < before / 5
+    linear = r2_score(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
+    assert linear > 0.3
+    assert model.evaluate(X_test, y_test)["r2"] >= linear - 0.03
+
+
+def test_regression_history_records_rmse_and_r2_not_accuracy(diabetes):
+    X_train, y_train, X_test, y_test = diabetes
+    seen = []
+
+    class Record:
+        def on_epoch_end(self, epoch, logs):
+            seen.append(sorted(logs))
+
+    model = Model([10, 8, 1], output="identity", seed=0)
+    history = model.fit(X_train, y_train, epochs=3, batch_size=32, learning_rate=0.01,
+                        optimizer="adam", validation_data=(X_test, y_test), callbacks=[Record()],
+                        progress=False)
+    assert seen == [["loss", "seconds", "val_loss", "val_r2", "val_rmse"]] * 3
+    assert history.accuracy == history.val_accuracy == []
+    assert len(history.loss) == len(history.val_loss) == len(history.val_rmse) == 3
+    assert len(history.val_r2) == len(history.seconds) == 3
+    final = model.evaluate(X_test, y_test)
+    assert history.val_loss[-1] == pytest.approx(final["loss"], rel=1e-12)
+    assert history.val_rmse[-1] == final["rmse"] and history.val_r2[-1] == final["r2"]
+    without = Model([10, 8, 1], output="identity", seed=0).fit(
+        X_train, y_train, epochs=2, batch_size=32, learning_rate=0.01, progress=False)
+    assert without.val_loss == without.val_rmse == without.val_r2 == []
+
+
+@pytest.mark.parametrize("output", ["identity", "exp"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_regression_predict_shapes_and_values(rng, output, dtype):
+    import reference as ref
+
+    X = rng.standard_normal((9, 4))
+    for k in (1, 3):
+        model = Model([4, 5, k], output=output, hidden_activation="tanh", dtype=dtype, seed=0)
+        pred = model.predict(X)
+        assert pred.shape == ((9,) if k == 1 else (9, k)) and pred.dtype == np.dtype(dtype)
+        Ws, bs = ref.as_float64(model.weights, model.biases)
+        expected = ref.forward(Ws, bs, X, "tanh", output)[1][-1]
+        # float32: each output sums a few products of float32 roundings (eps 1.2e-7)
+        tol = 1e-5 if dtype == "float32" else 1e-13
+        np.testing.assert_allclose(pred.reshape(9, k), expected, rtol=tol,
+                                   atol=tol * np.abs(expected).max())
+        if output == "exp":
+            assert (pred > 0).all()
+        with pytest.raises(AttributeError, match="use predict for its predicted values"):
+            model.predict_proba(X)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_regression_evaluate_matches_scikit_learn(rng, k):
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    X = rng.standard_normal((40, 4))
+    Y = rng.normal(1.0, 2.0, (40, k))
+    y = Y[:, 0] if k == 1 else Y
+    model = Model([4, 6, k], output="identity", dtype="float64", seed=0)
+    model.fit(X, y, epochs=20, batch_size=8, learning_rate=0.01, optimizer="adam",
+              progress=False)
+    result = model.evaluate(X, y)
+    assert sorted(result) == ["loss", "r2", "rmse"]
+    pred = model.predict(X)
+    assert result["r2"] == pytest.approx(r2_score(y, pred), rel=1e-12)
+    assert result["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, pred)), rel=1e-12)
+    assert result["loss"] == pytest.approx(0.5 * np.sum((pred - y) ** 2) / 40, rel=1e-12)
+    assert result["loss"] == model.loss(X, y)
+
+
+def test_r2_edge_cases_are_scikit_learns(rng):
+    from sklearn.metrics import r2_score
+
+    X = rng.standard_normal((6, 2))
+    model = Model([2, 3], output="identity", dtype="float64", seed=0)
+    pred = model.predict(X)
+    # a constant column predicted wrong scores 0, one predicted exactly 1 (force_finite)
+    Y = np.column_stack([np.full(6, 2.0), pred[:, 1], rng.standard_normal(6)])
+    got = model.evaluate(X, Y)["r2"]
+    assert got == pytest.approx(r2_score(Y, pred), rel=1e-12)
+    assert got == pytest.approx((0.0 + 1.0 + r2_score(Y[:, 2], pred[:, 2])) / 3, rel=1e-12)
+    assert np.isnan(model.evaluate(X[:1], Y[:1])["r2"])  # R^2 needs two rows
+
+
+def test_exp_output_learns_poisson_counts(rng):
+    X = rng.standard_normal((400, 3))
+    rate = np.exp(0.5 + 0.8 * X[:, 0] - 0.5 * X[:, 1])
+    y = rng.poisson(rate).astype(float)
+    model = Model([3, 8, 1], output="exp", dtype="float64", seed=0)
+    before = model.loss(X, y)
+    history = model.fit(X, y, epochs=30, batch_size=20, learning_rate=0.01, optimizer="adam",
+                        progress=False)
+    assert history.loss[-1] < history.loss[0]
+    assert model.loss(X, y) < 0.7 * before
+    pred = model.predict(X)
+    assert (pred > 0).all()
+    assert np.corrcoef(pred, rate)[0, 1] > 0.9
+    # the cost is the mean half Poisson deviance
+    from scipy.special import xlogy
+
+    deviance = np.mean(xlogy(y, y / pred) - y + pred)
+    assert model.loss(X, y) == pytest.approx(deviance, rel=1e-10)
+
+
+def test_regression_integer_targets_are_values_not_labels(rng):
+    X = rng.standard_normal((30, 3))
+    y = rng.integers(0, 5, 30)
+    model = Model([3, 4, 1], output="identity", dtype="float64", seed=0)
+    assert model.loss(X, y) == model.loss(X, y.astype(float))
+    grads_int, grads_float = model.gradients(X, y), model.gradients(X, y.astype(float))
+    for a, b in zip(grads_int[0] + grads_int[1], grads_float[0] + grads_float[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # one output and a column vector are the same targets
+    assert model.loss(X, y.reshape(-1, 1)) == model.loss(X, y)
+
+
+@pytest.mark.parametrize("output,sizes,make_y,error,match", [
+    ("identity", [4, 3, 1], lambda y: np.where(np.arange(len(y)) == 2, np.nan, y), ValueError,
+     r"y contains NaN or infinity \(first at row 2\)"),
+    ("identity", [4, 3, 1], lambda y: np.where(np.arange(len(y)) == 5, np.inf, y), ValueError,
+     "NaN or infinity"),
+    ("exp", [4, 3, 1], lambda y: np.where(np.arange(len(y)) == 3, -1.5, y), ValueError,
+     r"negative values \(first -1.5 at row 3\).*output='identity'"),
+    ("exp", [4, 3, 2], lambda y: np.column_stack([y, -y]), ValueError, "column 1"),
+    ("identity", [4, 3, 2], lambda y: y, ValueError,
+     r"2 outputs: give (validation )?y the shape \(40, 2\)"),
+    ("identity", [4, 3, 1], lambda y: np.column_stack([y, y]), ValueError,
+     r"shape \(40, 2\), but the model has 1 output"),
+    ("identity", [4, 3, 1], lambda y: y[:-1], ValueError, "rows"),
+    ("identity", [4, 3, 1], lambda y: y.astype(str), TypeError, "numbers"),
+    ("identity", [4, 3, 1], lambda y: y * 1e300, ValueError, "beyond the range"),
+])
+def test_bad_regression_targets_raise_and_keep_model(rng, output, sizes, make_y, error, match):
+    X = rng.standard_normal((40, 4))
+    y = rng.random(40) + 0.5
+    model = Model(sizes, output=output, dtype="float32", seed=0)
+    before = _params(model)
+    bad = make_y(y.copy())
+    for call in (lambda: model.fit(X, bad, epochs=1, batch_size=8, learning_rate=0.1,
+                                   progress=False),
+                 lambda: model.fit(X, y if sizes[-1] == 1 else np.column_stack([y, y]),
+                                   epochs=1, batch_size=8, learning_rate=0.1, progress=False,
+                                   validation_data=(X, bad)),
+                 lambda: model.evaluate(X, bad), lambda: model.loss(X, bad),
+                 lambda: model.gradients(X, bad)):
+        with pytest.raises(error, match=match):
+            call()
+        assert np.array_equal(_params(model), before)
+        assert model.history is None
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity", "exp"])
+def test_save_load_round_trips_each_output_kind(tmp_path, rng, output):
+    X = rng.standard_normal((20, 4))
+    model = Model([4, 5, 2], output=output, hidden_activation="relu", dtype="float64", seed=3)
+    path = tmp_path / f"{output}.npz"
+    model.save(path)
+    with np.load(path) as data:
+        header = json.loads(str(data["header"]))
+    assert header["output_activation"] == output
+    assert header["classes"] == ([0, 1] if output == "softmax" else None)
+    loaded = Model.load(path)
+    assert loaded.output == output and loaded.is_regression == (output != "softmax")
+    assert repr(loaded) == repr(model).replace("seed=3", "seed=None")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    if output == "softmax":
+        assert loaded.classes.tolist() == [0, 1]
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    else:
+        assert loaded.classes is None
+        assert f"output={output!r}" in repr(loaded)
+
+
+def _rewrite_header(src, dst, change):
+    with np.load(src) as data:
+        arrays = dict(data)
+    header = json.loads(str(arrays["header"]))
+    change(header)
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(dst, **arrays)
+
+
+def test_files_without_output_activation_load_as_softmax(tmp_path, rng):
+    model = Model([4, 3, 3], seed=0, classes=["a", "b", "c"])
+    model.save(tmp_path / "m.npz")
+    _rewrite_header(tmp_path / "m.npz", tmp_path / "old.npz",
+                    lambda h: h.pop("output_activation"))
+    old = Model.load(tmp_path / "old.npz")
+    assert old.output == "softmax" and old.classes.tolist() == ["a", "b", "c"]
+    assert "output=" not in repr(old)
+    X = rng.standard_normal((5, 4))
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))
+
+
+def test_load_refuses_bad_output_headers(tmp_path):
+    Model([4, 3, 1], output="identity", seed=0).save(tmp_path / "reg.npz")
+    Model([4, 3, 2], seed=0).save(tmp_path / "clf.npz")
+    cases = [
+        ("reg.npz", lambda h: h.update(output_activation="poisson"),
+         "header field 'output_activation' is 'poisson'"),
+        ("reg.npz", lambda h: h.update(classes=[0]), "a regression model .* has no classes"),
+        ("reg.npz", lambda h: h.update(output_activation="softmax"), ">= 2 classes"),
+        ("clf.npz", lambda h: h.update(output_activation=3), "output_activation"),
+        ("clf.npz", lambda h: h.update(output_activation=["softmax"]), "output_activation"),
+    ]
+    for i, (name, change, match) in enumerate(cases):
+        _rewrite_header(tmp_path / name, tmp_path / f"bad{i}.npz", change)
+        with pytest.raises(ValueError, match=match):
+            Model.load(tmp_path / f"bad{i}.npz")

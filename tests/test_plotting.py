@@ -103,3 +103,58 @@ def test_drawing_leaves_the_backend_alone(tmp_path, history):
     plotting.plot_history(history, tmp_path / "curves.png")
     plotting.plot_confusion_matrix(np.eye(3, dtype=int), tmp_path / "cm.png")
     assert matplotlib.get_backend() == before
+
+
+@pytest.fixture
+def regression_history():
+    return History(loss=[2.0, 1.0, 0.5], val_loss=[2.1, 1.2, 0.7], val_rmse=[1.4, 1.1, 0.8],
+                   val_r2=[-0.5, 0.2, 0.6], seconds=[0.1, 0.1, 0.1])
+
+
+def test_plot_history_of_a_regression_model_draws_r2(tmp_path, regression_history,
+                                                     monkeypatch):
+    pytest.importorskip("matplotlib")
+    figures = []
+    save = plotting._save
+    monkeypatch.setattr(plotting, "_save", lambda fig, path, dpi: (figures.append(fig),
+                                                                   save(fig, path, dpi)))
+    path = tmp_path / "curves.png"
+    plotting.plot_history(regression_history, path)
+    assert png_size(path) == (1000, 400)
+    loss_ax, r2_ax = figures[-1].axes
+    assert (loss_ax.get_ylabel(), r2_ax.get_ylabel()) == ("loss", "R^2")
+    assert [line.get_label() for line in r2_ax.get_lines()] == ["validation"]
+    np.testing.assert_array_equal(r2_ax.get_lines()[0].get_ydata(), regression_history.val_r2)
+    # without validation data (no val_r2): one panel, the loss
+    plotting.plot_history({"loss": regression_history.loss}, tmp_path / "bare.png")
+    assert png_size(tmp_path / "bare.png") == (1000, 400)
+    assert [ax.get_ylabel() for ax in figures[-1].axes] == ["loss"]
+
+
+@pytest.mark.parametrize("shape", [(50,), (50, 3)])
+def test_plot_regression(tmp_path, regression_history, shape):
+    image = pytest.importorskip("matplotlib.image")
+    rng = np.random.default_rng(0)
+    y_true = rng.normal(size=shape)
+    y_pred = y_true + 0.3 * rng.normal(size=shape)
+    path = tmp_path / "reg.png"
+    plotting.plot_regression(regression_history, y_true, y_pred, path, title="diabetes",
+                             val_label="test")
+    assert png_size(path) == (1000, 400)
+    pixels = image.imread(path)
+    assert pixels[:, :500].std() > 0 and pixels[:, 500:].std() > 0
+    plotting.plot_regression({"loss": [1.0]}, y_true, y_pred, tmp_path / "small.png",
+                             size_px=(640, 320), dpi=80)
+    assert png_size(tmp_path / "small.png") == (640, 320)
+
+
+@pytest.mark.parametrize("history,y_true,y_pred,message", [
+    (History(), [1.0, 2.0], [1.0, 2.0], "no completed epoch"),
+    ({"loss": [1.0]}, [1.0, 2.0], [1.0, 2.0, 3.0], "one shape"),
+    ({"loss": [1.0]}, [], [], "non-empty"),
+    ({"loss": [1.0]}, np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), r"\(n,\) or"),
+])
+def test_plot_regression_bad_input(tmp_path, history, y_true, y_pred, message):
+    with pytest.raises(ValueError, match=message):
+        plotting.plot_regression(history, y_true, y_pred, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -119,6 +119,67 @@ def check_targets(y, n_samples, n_classes, dtype, name="y"):
     return Y
 
 
+def check_regression_targets(y, n_samples, n_outputs, dtype, *, nonnegative=False, name="y"):
+    """Target rows ``Y`` (n, K) of ``dtype`` from real-valued regression targets.
+
+    ``y`` of shape ``(n,)`` is accepted for one output (``K == 1``), ``(n, K)`` for any. The
+    values are used as they are: integers are numbers here, not class labels.
+
+    Parameters
+    ----------
+    nonnegative : bool
+        Refuse negative values (an exp output: its Poisson deviance needs ``y >= 0``).
+
+    Raises
+    ------
+    TypeError
+        ``y`` is not numeric.
+    ValueError
+        Wrong length or shape, NaN or infinity, a value beyond the range of ``dtype``, or
+        (with ``nonnegative``) a negative value.
+    """
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must hold numbers (regression targets), got dtype {arr.dtype}; "
+                        "convert it with np.asarray(y, dtype=float)")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
+                         f"{n_samples}; they must match")
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(n_samples, 1)
+    elif arr.ndim != 2 or arr.shape[1] != n_outputs:
+        shapes = f"({n_samples},) or ({n_samples}, 1)" if n_outputs == 1 else \
+            f"({n_samples}, {n_outputs})"
+        raise ValueError(f"{name} has shape {arr.shape}, but the model has {n_outputs} "
+                         f"output{'s' if n_outputs > 1 else ''}: give {name} the shape {shapes}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i, j = np.argwhere(~finite)[0]
+        raise ValueError(f"{name} contains NaN or infinity (first at row {i}"
+                         f"{f', column {j}' if n_outputs > 1 else ''}); remove or impute "
+                         "those values")
+    if nonnegative and (arr < 0).any():
+        i, j = np.argwhere(arr < 0)[0]
+        raise ValueError(f"{name} has negative values (first {arr[i, j]} at row {i}"
+                         f"{f', column {j}' if n_outputs > 1 else ''}): an exp output predicts "
+                         "e^z > 0 and its Poisson deviance needs targets >= 0; use "
+                         "output='identity' for targets of any sign")
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in words
+        Y = np.ascontiguousarray(arr, dtype=dtype)
+    if not all_finite(Y):
+        i, j = np.argwhere(~np.isfinite(Y))[0]
+        raise ValueError(f"{name} holds {arr[i, j]} at row {i}, beyond the range of the "
+                         f"model's {np.dtype(dtype).name} (largest {np.finfo(dtype).max:.3g}); "
+                         "scale the targets, or use a float64 model")
+    return Y
+
+
 def check_positive_int(value, name, minimum=1):
     """``value`` as an int >= ``minimum``, or a ValueError/TypeError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

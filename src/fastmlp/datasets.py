@@ -1,4 +1,4 @@
-"""Dataset loaders: IDX files (MNIST, Fashion-MNIST), scikit-learn digits and ``.npz`` files.
+"""Dataset loaders: IDX files (MNIST, Fashion-MNIST), scikit-learn digits and diabetes, ``.npz``.
 
 All loaders return ``(X_train, y_train, X_test, y_test)`` with ``X`` a C-contiguous
 ``float32`` array of shape ``(n_samples, n_features)``.  The IDX reader :func:`load_idx`
@@ -23,6 +23,7 @@ __all__ = [
     "load_mnist",
     "load_fashion_mnist",
     "load_digits",
+    "load_diabetes",
     "load_npz",
 ]
 
@@ -466,6 +467,56 @@ def load_digits(*, test_size=0.25, seed=0):
     )
 
 
+#: The diabetes targets are divided by this, so that they are of order 1 (and stay positive).
+DIABETES_Y_SCALE = 100.0
+
+
+def load_diabetes(*, test_size=0.25, seed=0):
+    """Load scikit-learn's diabetes regression data set (442 patients, 10 features), split.
+
+    The target is a measure of disease progression one year after baseline (25 to 346 in the
+    original units). The split is always the same for the same arguments, so that ``fastmlp
+    train --task regression`` and ``fastmlp evaluate`` see the same test set.
+
+    Parameters
+    ----------
+    test_size : float or int, default=0.25
+        Passed to :func:`sklearn.model_selection.train_test_split` (not stratified).
+    seed : int, default=0
+        ``random_state`` of the split.
+
+    Returns
+    -------
+    X_train : numpy.ndarray of shape (n_train, 10), float32
+        Training features, standardised: each column less the training set's mean, divided by
+        its standard deviation.
+    y_train : numpy.ndarray of shape (n_train,), float32
+        Training targets divided by :data:`DIABETES_Y_SCALE` (100), so 0.25 to 3.46: of order 1,
+        as a network's initial outputs are, and positive, as an ``exp`` output needs. Multiply
+        predictions by 100 for the original units.
+    X_test : numpy.ndarray of shape (n_test, 10), float32
+        Test features, standardised with the training set's mean and standard deviation.
+    y_test : numpy.ndarray of shape (n_test,), float32
+        Test targets divided by 100.
+    """
+    from sklearn.datasets import load_diabetes as _sk_load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    data = _sk_load_diabetes(scaled=False)
+    X = np.asarray(data.data, dtype=np.float64)
+    y = np.asarray(data.target, dtype=np.float64) / DIABETES_Y_SCALE
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size,
+                                                        random_state=seed)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std[std == 0] = 1.0
+    return (
+        np.ascontiguousarray((X_train - mean) / std, dtype=np.float32),
+        np.ascontiguousarray(y_train, dtype=np.float32),
+        np.ascontiguousarray((X_test - mean) / std, dtype=np.float32),
+        np.ascontiguousarray(y_test, dtype=np.float32),
+    )
+
+
 def _read_npz(name, keys):
     """Return ``(names in the archive, {key: array})`` for the ``keys`` present in it.
 
@@ -551,12 +602,13 @@ def load_npz(path):
     -------
     X_train : numpy.ndarray of shape (n_train, n_features), float32
         Training features.
-    y_train : numpy.ndarray of shape (n_train,)
-        Training labels (integer labels are returned as int64, others unchanged).
+    y_train : numpy.ndarray of shape (n_train,) or (n_train, n_targets)
+        Training labels or targets (integers are returned as int64, others unchanged): 1-D for
+        class labels or one regression target per row, 2-D for several regression targets.
     X_test : numpy.ndarray of shape (n_test, n_features), float32
         Test features.
-    y_test : numpy.ndarray of shape (n_test,)
-        Test labels.
+    y_test : numpy.ndarray of shape (n_test,) or (n_test, n_targets)
+        Test labels or targets, of the same number of dimensions (and columns) as ``y_train``.
 
     Raises
     ------
@@ -565,8 +617,9 @@ def load_npz(path):
     ValueError
         If keys are missing (the message names them), if an ``X`` array is not 2-D or not
         numeric, if train and test have different numbers of features, if a ``y`` array
-        is not 1-D or its length differs from its ``X``, if the file holds pickled
-        objects, or if it is not an ``.npz`` archive or a corrupt or truncated one.
+        is not 1-D or 2-D or its length differs from its ``X``, if ``y_train`` and ``y_test``
+        differ in shape beyond their rows, if the file holds pickled objects, or if it is not
+        an ``.npz`` archive or a corrupt or truncated one.
     """
     name = os.fspath(path)
     keys = ("X_train", "y_train", "X_test", "y_test")
@@ -584,8 +637,9 @@ def load_npz(path):
             raise ValueError(f"{name!r}: X_{split} must be 2-D, got shape {X.shape}")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{name!r}: X_{split} must be numeric, got dtype {X.dtype}")
-        if y.ndim != 1:
-            raise ValueError(f"{name!r}: y_{split} must be 1-D, got shape {y.shape}")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"{name!r}: y_{split} must be 1-D (labels, or one target per row) "
+                             f"or 2-D (several targets per row), got shape {y.shape}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"{name!r}: X_{split} has {X.shape[0]} rows but y_{split} has {y.shape[0]} labels"
@@ -597,4 +651,7 @@ def load_npz(path):
         raise ValueError(
             f"{name!r}: X_train has {out[0].shape[1]} features but X_test has {out[2].shape[1]}"
         )
+    if out[1].shape[1:] != out[3].shape[1:]:
+        raise ValueError(f"{name!r}: y_train has shape {out[1].shape} but y_test "
+                         f"{out[3].shape}: they must differ in their rows only")
     return tuple(out)

@@ -12,13 +12,23 @@ import numpy as np
 
 from fastmlp import _config
 from fastmlp._engine import Network, Trainer, hidden_code
-from fastmlp._kernels.activations import SOFTMAX
+from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._params import bias_views, glorot_uniform, weight_views
-from fastmlp._validation import check_float, check_positive_int, check_targets, check_X
+from fastmlp._validation import (
+    check_float,
+    check_positive_int,
+    check_regression_targets,
+    check_targets,
+    check_X,
+)
 
 #: Version of the ``.npz`` model file written by :meth:`Model.save`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "fastmlp.Model"
+
+#: Output kinds by name, with the cost each one is trained on: the canonical link of its cost,
+#: so that BP1 is ``delta^L = a^L - y`` for all three.
+OUTPUTS = {"softmax": SOFTMAX, "identity": IDENTITY, "exp": EXP}
 
 
 def _create_beside(path):
@@ -54,15 +64,24 @@ class DivergenceError(FloatingPointError):
 class History:
     """What :meth:`Model.fit` recorded, one entry per completed epoch.
 
+    A classifier (``output="softmax"``) records accuracies, a regression model
+    (``output="identity"`` or ``"exp"``) RMSE and R^2 on the validation data instead; the
+    fields of the other kind stay empty.
+
     Attributes
     ----------
     loss : list of float
-        Mean training cost of the epoch (cross-entropy plus the L2 term), each batch's cost
+        Mean training cost of the epoch (the output's cost plus the L2 term), each batch's cost
         taken before its update.
     accuracy : list of float
         Training accuracy over the epoch, each batch's predictions made before its update.
+        Empty for a regression model.
     val_loss, val_accuracy : list of float
         Cost (no L2 term) and accuracy on ``validation_data`` after the epoch; empty without it.
+        ``val_accuracy`` is empty for a regression model.
+    val_rmse, val_r2 : list of float
+        Regression models only, with ``validation_data``: root mean squared error and R^2
+        (as :meth:`Model.evaluate` reports them) on it after the epoch; empty otherwise.
     seconds : list of float
         Wall-clock seconds of each epoch's training (validation excluded).
     """
@@ -72,6 +91,8 @@ class History:
     val_loss: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    val_rmse: list = field(default_factory=list)
+    val_r2: list = field(default_factory=list)
 
     @property
     def epochs(self):
@@ -80,16 +101,27 @@ class History:
 
 
 class Model:
-    """A fully-connected classifier: hidden layers, softmax output, cross-entropy cost.
+    """A fully-connected network: hidden layers, then a softmax, identity or exp output.
 
     Trained by mini-batch gradient descent with the four equations of backpropagation; each
-    epoch runs as one compiled (Numba) call.
+    epoch runs as one compiled (Numba) call. The output kind chooses the task and the cost:
+
+    - ``"softmax"``: a classifier, cost the cross-entropy ``-sum_j y_j ln a_j`` per row;
+    - ``"identity"``: regression, ``a = z``, cost the half squared error
+      ``1/2 sum_j (a_j - y_j)^2`` per row;
+    - ``"exp"``: regression of counts or rates, ``a = e^z > 0``, cost the half Poisson
+      deviance ``sum_j (y_j ln(y_j / a_j) - y_j + a_j)`` per row (targets ``y >= 0``).
+
+    Each is the canonical link of its cost, so BP1 is ``delta^L = a^L - y`` for all three.
+    Every cost reported or differentiated is the mean over the rows.
 
     Parameters
     ----------
     layer_sizes : sequence of int
-        ``[n_inputs, hidden_1, ..., n_classes]``; at least two entries, every one >= 1 and the
-        last >= 2.
+        ``[n_inputs, hidden_1, ..., n_outputs]``; at least two entries, every one >= 1, and
+        the last >= 2 for softmax (the number of classes).
+    output : {"softmax", "identity", "exp"}
+        The output kind (see above).
     hidden_activation : {"sigmoid", "tanh", "relu", "identity"}
         Activation of the hidden layers (``"logistic"`` is the same as ``"sigmoid"``).
     dtype : {"float32", "float64"}
@@ -97,9 +129,10 @@ class Model:
     seed : int or None
         Seeds the initial weights and the shuffling in :meth:`fit`.
     classes : sequence, optional
-        Names of the ``n_classes`` outputs (ints, floats or strings), kept with the model and
-        saved with it; ``classes[model.predict(X)]`` gives the predictions as names. Labels
-        passed to :meth:`fit` are always the indices ``0..K-1``. Default: ``0..K-1``.
+        Softmax only. Names of the ``n_classes`` outputs (ints, floats or strings), kept with
+        the model and saved with it; ``classes[model.predict(X)]`` gives the predictions as
+        names. Labels passed to :meth:`fit` are always the indices ``0..K-1``. Default:
+        ``0..K-1``. A regression model has no classes (its ``classes`` is ``None``).
 
     Attributes
     ----------
@@ -124,14 +157,33 @@ class Model:
     5
     >>> model.predict(X[:3]).shape
     (3,)
+
+    Regression: one real-valued output, ``predict`` gives the values.
+
+    >>> reg = Model([4, 8, 1], output="identity", seed=0)
+    >>> history = reg.fit(X, X.sum(axis=1), epochs=5, batch_size=16, learning_rate=0.01,
+    ...                   optimizer="adam", progress=False)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> sorted(reg.evaluate(X, X.sum(axis=1)))
+    ['loss', 'r2', 'rmse']
     """
 
-    def __init__(self, layer_sizes, *, hidden_activation="sigmoid", dtype="float32", seed=None,
-                 classes=None):
-        sizes = _check_layer_sizes(layer_sizes)
-        self.classes = _check_classes(classes, sizes[-1])
-        self._network = Network(sizes, hidden_code(hidden_activation), SOFTMAX,
+    def __init__(self, layer_sizes, *, output="softmax", hidden_activation="sigmoid",
+                 dtype="float32", seed=None, classes=None):
+        out_code = _output_code(output)
+        sizes = _check_layer_sizes(layer_sizes, output)
+        if output == "softmax":
+            self.classes = _check_classes(classes, sizes[-1])
+        elif classes is not None:
+            raise ValueError(f"classes names the classes of a classifier; a regression model "
+                             f"(output={output!r}) has none: leave classes out, or use "
+                             "output='softmax' for a classifier")
+        else:
+            self.classes = None
+        self._network = Network(sizes, hidden_code(hidden_activation), out_code,
                                 _config.as_dtype(dtype))
+        self.output = output
         self.hidden_activation = hidden_activation
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -141,8 +193,13 @@ class Model:
     # -- the architecture and the parameters ---------------------------------------------------
     @property
     def layer_sizes(self):
-        """``(n_inputs, hidden..., n_classes)``."""
+        """``(n_inputs, hidden..., n_outputs)``."""
         return self._network.layer_sizes
+
+    @property
+    def is_regression(self):
+        """Whether the output is ``"identity"`` or ``"exp"`` (not a softmax classifier)."""
+        return self.output != "softmax"
 
     @property
     def dtype(self):
@@ -160,7 +217,9 @@ class Model:
         return bias_views(self._theta, self.layer_sizes)
 
     def __repr__(self):
-        return (f"Model({list(self.layer_sizes)}, hidden_activation={self.hidden_activation!r}, "
+        output = f"output={self.output!r}, " if self.is_regression else ""
+        return (f"Model({list(self.layer_sizes)}, {output}"
+                f"hidden_activation={self.hidden_activation!r}, "
                 f"dtype={self.dtype.name!r}, seed={self.seed!r})")
 
     # -- training ------------------------------------------------------------------------------
@@ -172,8 +231,10 @@ class Model:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_classes)
-            Integer labels ``0..K-1``, or target rows (one-hot or soft) each summing to 1.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Softmax: integer labels ``0..K-1``, or target rows (one-hot or soft) each summing
+            to 1. Identity and exp: the real-valued targets, finite, ``>= 0`` for exp; 1-D
+            when the model has one output.
         epochs : int
             Passes over the data (>= 1).
         batch_size : int
@@ -190,7 +251,8 @@ class Model:
         beta_1, beta_2, epsilon : float
             Adam's settings.
         validation_data : tuple (X_val, y_val), optional
-            Evaluated after every epoch into ``history.val_loss`` and ``val_accuracy``.
+            Evaluated after every epoch into ``history.val_loss`` and ``val_accuracy`` (a
+            regression model: ``val_loss``, ``val_rmse`` and ``val_r2``).
         shuffle : bool
             Draw a new sample order every epoch (from the model's seeded generator).
         progress : bool or None
@@ -198,7 +260,9 @@ class Model:
         callbacks : sequence
             Objects with ``on_epoch_end(epoch, logs)``; a ``True`` return stops training.
             ``logs`` holds the epoch's ``loss``, ``accuracy``, ``seconds`` and, with
-            validation data, ``val_loss`` and ``val_accuracy``.
+            validation data, ``val_loss`` and ``val_accuracy``; for a regression model
+            ``loss``, ``seconds`` and, with validation data, ``val_loss``, ``val_rmse`` and
+            ``val_r2``.
 
         Returns
         -------
@@ -217,7 +281,7 @@ class Model:
         """
         net = self._network
         X = check_X(X, net.dtype, net.layer_sizes[0])
-        Y = check_targets(y, X.shape[0], net.layer_sizes[-1], net.dtype)
+        Y = self._check_targets(y, X.shape[0])
         epochs = check_positive_int(epochs, "epochs")
         batch_size = min(check_positive_int(batch_size, "batch_size"), X.shape[0])
         learning_rate = check_float(learning_rate, "learning_rate", low=0, low_inclusive=False)
@@ -234,8 +298,7 @@ class Model:
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
             X_val = check_X(X_val, net.dtype, net.layer_sizes[0], name="validation X")
-            Y_val = check_targets(y_val, X_val.shape[0], net.layer_sizes[-1], net.dtype,
-                                  name="validation y")
+            Y_val = self._check_targets(y_val, X_val.shape[0], name="validation y")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
@@ -268,11 +331,17 @@ class Model:
                         f"finite); the weights are restored to the end of epoch {epoch - 1}. "
                         f"Lower the learning rate (now {learning_rate})."
                     )
-                logs = {"loss": loss, "accuracy": n_correct / n, "seconds": seconds}
-                if validation_data is not None:
-                    logs["val_loss"], n_val_correct, _ = net.loss_and_gradient(
-                        theta, X_val, Y_val, with_grad=False)
-                    logs["val_accuracy"] = n_val_correct / X_val.shape[0]
+                if self.is_regression:  # the kernels count no correct rows for regression
+                    logs = {"loss": loss, "seconds": seconds}
+                    if validation_data is not None:
+                        scores = self._regression_scores(X_val, Y_val)
+                        logs.update({f"val_{k}": v for k, v in scores.items()})
+                else:
+                    logs = {"loss": loss, "accuracy": n_correct / n, "seconds": seconds}
+                    if validation_data is not None:
+                        logs["val_loss"], n_val_correct, _ = net.loss_and_gradient(
+                            theta, X_val, Y_val, with_grad=False)
+                        logs["val_accuracy"] = n_val_correct / X_val.shape[0]
                 for key, value in logs.items():
                     getattr(history, key).append(value)
                 last_good[:] = theta
@@ -295,27 +364,78 @@ class Model:
 
     # -- inference -----------------------------------------------------------------------------
     def predict_proba(self, X):
-        """Class probabilities, shape ``(n_samples, n_classes)``, in the model's dtype."""
+        """Class probabilities, shape ``(n_samples, n_classes)``, in the model's dtype.
+
+        Raises
+        ------
+        AttributeError
+            The model is a regression model (``output="identity"`` or ``"exp"``): it has no
+            classes; :meth:`predict` gives its values.
+        """
+        if self.is_regression:
+            raise AttributeError(
+                f"predict_proba gives class probabilities, which a regression model "
+                f"(output={self.output!r}) does not have: use predict for its predicted values"
+            )
         X = check_X(X, self.dtype, self.layer_sizes[0])
         return self._network.predict_proba(self._theta, X)
 
     def predict(self, X):
-        """Predicted class labels ``0..K-1`` (the most probable class), shape ``(n_samples,)``."""
-        return np.argmax(self.predict_proba(X), axis=1)
+        """Predictions for the rows of ``X``.
+
+        Returns
+        -------
+        ndarray
+            Softmax: the predicted class labels ``0..K-1`` (the most probable class), shape
+            ``(n_samples,)``. Identity and exp: the predicted values ``a^L`` in the model's
+            dtype, shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``.
+        """
+        X = check_X(X, self.dtype, self.layer_sizes[0])
+        out = self._network.predict_proba(self._theta, X)
+        if not self.is_regression:
+            return np.argmax(out, axis=1)
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def loss(self, X, y):
-        """Mean cross-entropy ``C = -(1/n) sum_x sum_i y_i ln a_i^L`` over ``(X, y)``."""
+        """Mean cost over ``(X, y)``, without regularisation.
+
+        Softmax: the cross-entropy ``C = -(1/n) sum_x sum_j y_j ln a_j^L``; identity: the half
+        squared error ``(1/n) sum_x 1/2 sum_j (a_j^L - y_j)^2``; exp: the half Poisson deviance
+        ``(1/n) sum_x sum_j (y_j ln(y_j / a_j^L) - y_j + a_j^L)``.
+        """
         X, Y = self._check_data(X, y)
         return self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
 
     def evaluate(self, X, y):
-        """``{"loss": mean cross-entropy, "accuracy": fraction of argmax matches}``."""
+        """Return the mean cost and the model's scores on ``(X, y)``.
+
+        Returns
+        -------
+        dict
+            Softmax: ``{"loss": mean cross-entropy, "accuracy": fraction of argmax matches}``.
+            Identity and exp: ``{"loss": mean cost (as :meth:`loss`), "rmse": ..., "r2": ...}``
+            where ``rmse`` is the root of the mean squared error over every row and output,
+            ``sqrt(mean((predict(X) - y)^2))``, and ``r2`` the coefficient of determination
+            ``1 - sum (y - pred)^2 / sum (y - mean(y))^2`` of each output, averaged over the
+            outputs: scikit-learn's ``r2_score`` (``multioutput="uniform_average"``). As
+            there, an output whose ``y`` is constant scores 1 when predicted exactly, else 0,
+            and fewer than two rows give ``nan``.
+        """
         X, Y = self._check_data(X, y)
+        if self.is_regression:
+            return self._regression_scores(X, Y)
         loss, n_correct, _ = self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)
         return {"loss": loss, "accuracy": n_correct / X.shape[0]}
 
+    def _regression_scores(self, X, Y):
+        """``{"loss", "rmse", "r2"}`` of checked ``(X, Y)``: one cost pass, one forward pass."""
+        net = self._network
+        loss = net.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
+        pred = net.predict_proba(self._theta, X)
+        return {"loss": loss, "rmse": _rmse(Y, pred), "r2": _r2_score(Y, pred)}
+
     def gradients(self, X, y):
-        """Gradient of the mean cross-entropy over ``(X, y)`` (no regularisation).
+        """Gradient of the mean cost over ``(X, y)`` (no regularisation), as :meth:`loss`.
 
         Returns
         -------
@@ -330,14 +450,22 @@ class Model:
 
     def _check_data(self, X, y):
         X = check_X(X, self.dtype, self.layer_sizes[0])
-        return X, check_targets(y, X.shape[0], self.layer_sizes[-1], self.dtype)
+        return X, self._check_targets(y, X.shape[0])
+
+    def _check_targets(self, y, n_samples, name="y"):
+        """Target rows ``Y`` (n, K) for the kernels: one-hot from labels, or the values."""
+        if self.is_regression:
+            return check_regression_targets(y, n_samples, self.layer_sizes[-1], self.dtype,
+                                            nonnegative=self.output == "exp", name=name)
+        return check_targets(y, n_samples, self.layer_sizes[-1], self.dtype, name=name)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, path):
         """Write the model to ``path`` as one ``.npz`` file, atomically.
 
         The file holds ``weights_<l>`` and ``biases_<l>`` arrays and a JSON ``header`` (format
-        version, layer sizes, activation, dtype). It is written to a temporary file beside
+        version, layer sizes, hidden and output activations, dtype, classes: ``null`` for a
+        regression model). It is written to a temporary file beside
         ``path`` and renamed over it, so a crash leaves any old file intact. The file gets the
         permissions a plain ``open(path, "w")`` would give it: an existing file's, else
         ``0o666`` less the umask.
@@ -348,9 +476,9 @@ class Model:
             "version": FORMAT_VERSION,
             "layer_sizes": list(self.layer_sizes),
             "hidden_activation": self.hidden_activation,
-            "output_activation": "softmax",
+            "output_activation": self.output,
             "dtype": self.dtype.name,
-            "classes": self.classes.tolist(),
+            "classes": None if self.classes is None else self.classes.tolist(),
         }
         arrays = {"header": np.array(json.dumps(header))}
         for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -371,6 +499,9 @@ class Model:
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`.
+
+        The output kind is the header's ``output_activation``; a file without it (written
+        before regression models existed) holds a softmax classifier.
 
         Raises
         ------
@@ -403,12 +534,19 @@ class Model:
             raise ValueError(f"{what}: it holds a single array, not an .npz archive")
         header = _read_header(arrays, what)
         sizes = header["layer_sizes"]
-        try:
-            classes = _check_classes(header.get("classes"), sizes[-1])
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{what}: header field 'classes': {exc}") from None
-        model = cls(sizes, hidden_activation=header["hidden_activation"], dtype=header["dtype"],
-                    classes=classes)
+        output = header.get("output_activation", "softmax")
+        if output == "softmax":
+            try:
+                classes = _check_classes(header.get("classes"), sizes[-1])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{what}: header field 'classes': {exc}") from None
+        elif header.get("classes") is not None:
+            raise ValueError(f"{what}: header field 'classes': a regression model "
+                             f"(output_activation {output!r}) has no classes")
+        else:
+            classes = None
+        model = cls(sizes, output=output, hidden_activation=header["hidden_activation"],
+                    dtype=header["dtype"], classes=classes)
         for i, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
             for name, view in ((f"weights_{i}", W), (f"biases_{i}", b)):
                 arr = arrays.get(name)
@@ -442,8 +580,12 @@ def _read_header(arrays, what):
     for key, kind in (("layer_sizes", list), ("hidden_activation", str), ("dtype", str)):
         if not isinstance(header.get(key), kind):
             raise ValueError(f"{what}: header field {key!r} is missing or malformed")
+    output = header.get("output_activation", "softmax")
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"{what}: header field 'output_activation' is {output!r}; this "
+                         f"fastmlp knows {', '.join(map(repr, OUTPUTS))}")
     try:
-        _check_layer_sizes(header["layer_sizes"])
+        _check_layer_sizes(header["layer_sizes"], output)
         hidden_code(header["hidden_activation"])
         _config.as_dtype(header["dtype"])
     except (TypeError, ValueError) as exc:
@@ -465,7 +607,42 @@ def _check_classes(classes, n_classes):
     return arr
 
 
-def _check_layer_sizes(layer_sizes):
+def _output_code(output):
+    """Return the kernels' code of an output kind name (ValueError lists the valid names)."""
+    try:
+        return OUTPUTS[output]
+    except (KeyError, TypeError):
+        valid = ", ".join(repr(k) for k in OUTPUTS)
+        raise ValueError(f"output must be one of {valid} (a classifier, regression, regression "
+                         f"of counts); got {output!r}") from None
+
+
+def _rmse(Y, pred):
+    """Root mean squared error over every entry, in float64."""
+    diff = np.asarray(pred, dtype=np.float64) - np.asarray(Y, dtype=np.float64)
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+def _r2_score(Y, pred):
+    """R^2 of each column, averaged: scikit-learn's ``r2_score`` (uniform average), in float64.
+
+    A column whose targets are constant scores 1 when predicted exactly, else 0 (scikit-learn's
+    ``force_finite=True``); fewer than two rows: ``nan``.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    if Y.shape[0] < 2:
+        return float("nan")
+    ss_res = ((Y - pred) ** 2).sum(axis=0)
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    scores = np.ones(Y.shape[1])
+    valid = (ss_tot != 0) & (ss_res != 0)
+    scores[valid] = 1.0 - ss_res[valid] / ss_tot[valid]
+    scores[(ss_res != 0) & (ss_tot == 0)] = 0.0
+    return float(scores.mean())
+
+
+def _check_layer_sizes(layer_sizes, output="softmax"):
     try:
         sizes = list(layer_sizes)
     except TypeError:
@@ -477,8 +654,9 @@ def _check_layer_sizes(layer_sizes):
             raise TypeError(f"layer_sizes must hold ints, got {s!r} in {sizes}")
         if s < 1:
             raise ValueError(f"every layer size must be >= 1, got {sizes}")
-    if sizes[-1] < 2:
-        raise ValueError(f"the output layer needs >= 2 classes for softmax, got {sizes[-1]}")
+    if output == "softmax" and sizes[-1] < 2:
+        raise ValueError(f"the output layer needs >= 2 classes for softmax, got {sizes[-1]}; "
+                         "for one real-valued output use output='identity'")
     return [int(s) for s in sizes]
 
 
@@ -502,7 +680,8 @@ def _epoch_in_segments(trainer, theta, X, Y, order, bar):
 
     Each call trains whole consecutive batches of ``order``, sized from the measured speed to
     last about ``_SEGMENT_SECONDS``: the batches, their order and so the weights are exactly
-    those of a single call; only the summed cost may differ in its last bits.
+    those of a single call, and the calls continue one running sum of the cost, so it is the
+    single call's too, bit for bit.
     """
     n = len(order)
     batch = trainer.batch_size
@@ -511,9 +690,8 @@ def _epoch_in_segments(trainer, theta, X, Y, order, bar):
     while pos < n:
         stop = min(n, pos + rows)
         start = time.perf_counter()
-        seg_loss, seg_correct, seen = trainer.epoch(theta, X, Y, order[pos:stop])
+        loss_sum, seg_correct, seen = trainer.epoch(theta, X, Y, order[pos:stop], loss_sum)
         seconds = max(time.perf_counter() - start, 1e-6)
-        loss_sum += seg_loss
         n_correct += seg_correct
         if seen < stop - pos:
             return loss_sum, n_correct, pos + seen
