@@ -384,7 +384,7 @@ class KernelState:
             train.ADAM if adam else train.SGD, float(learning_rate), float(momentum),
             bool(nesterov), float(beta_1), float(beta_2), float(epsilon), np.zeros(P, dt),
             np.zeros(P if adam else 0, dt),
-            np.zeros(1, np.int64), float(l2), float(l2_per_sample), float(clip_eps))
+            np.zeros(1, np.int64), float(l2), float(l2_per_sample), float(clip_eps), 0.0)
 
     def epoch(self, theta, X, Y, order):
         net = self.net

@@ -56,6 +56,13 @@ BLAS_MIN_FLOPS = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", 1 << 12))
 #: ``FASTMLP_PARALLEL=0`` forces the serial kernels (one thread: BLAS is always held to one).
 PARALLEL = os.environ.get("FASTMLP_PARALLEL", "1") != "0"
 
+#: Let the engine choose, while it runs, how many of Numba's threads run a parallel kernel's
+#: lanes (``_threads.py``): all of them on a quiet machine, fewer when busy neighbours make the
+#: lanes wait on each other. Results do not depend on it. It never overrides a thread count the
+#: user chose (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``, ``fastmlp --threads``);
+#: ``FASTMLP_ADAPT_THREADS=0`` turns it off (then every thread of the pool runs, always).
+ADAPT_THREADS = os.environ.get("FASTMLP_ADAPT_THREADS", "1") != "0"
+
 #: Multiply-adds per batch (``batch_size * sum(fan_in * fan_out)``) from which splitting a batch
 #: over threads beats one thread; measured by ``benchmarks/bench_kernels.py``.
 PARALLEL_MIN_FLOPS = int(os.environ.get("FASTMLP_PARALLEL_MIN_FLOPS", 1 << 18))

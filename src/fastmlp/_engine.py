@@ -8,11 +8,12 @@ the training kernels. Arrays reaching it are already validated, C-contiguous and
 import contextlib
 import os
 import threading
+import time
 
 import numba
 import numpy as np
 
-from fastmlp import _config
+from fastmlp import _config, _threads
 from fastmlp._kernels import activations, blas, forward, train, train_units
 from fastmlp._params import activation_offsets, layout
 
@@ -196,9 +197,23 @@ class Network:
         self.hidden_act = hidden_act
         self.out_act = out_act
         self.dtype = np.dtype(dtype)
+        self._governors = {}  # "predict"/"loss" -> _threads.ThreadGovernor, made when needed
+
+    def _governor(self, kind, lanes):
+        """Return the thread governor of ``kind`` of call (None: the thread count is fixed)."""
+        if not _threads.adaptive(lanes):
+            return None
+        gov = self._governors.get(kind)
+        if gov is None or gov.counts[0] != lanes:
+            gov = self._governors[kind] = _threads.ThreadGovernor(lanes)
+        return gov
 
     def predict_proba(self, theta, X):
-        """Output probabilities for ``X`` (C-contiguous, or CSR, of ``dtype``)."""
+        """Return the output layer for ``X`` (C-contiguous, or CSR, of ``dtype``).
+
+        Large inputs run their chunks of rows over the threads, as many as
+        :mod:`fastmlp._threads` finds pay on the machine now.
+        """
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         chunk = max(1, min(PREDICT_CHUNK, X.shape[0]))
         if _is_sparse(X):
@@ -212,11 +227,12 @@ class Network:
         threads = parallel_lanes() if flops >= 4 * _config.PARALLEL_MIN_FLOPS else 1
         with blas_single_threaded():
             if threads > 1:
-                # at least two chunks per thread, so uneven chunks still balance
+                # at least two chunks per lane, so uneven chunks still balance
                 chunk = max(1, min(chunk, -(-n_rows // (2 * threads))))
-                forward.predict_proba_parallel(theta, self.sizes, self.w_off, self.b_off, X,
-                                               self.hidden_act, self.out_act, chunk, threads,
-                                               out)
+                with _governed(self._governor("predict", threads), n_rows):
+                    forward.predict_proba_parallel(theta, self.sizes, self.w_off, self.b_off, X,
+                                                   self.hidden_act, self.out_act, chunk,
+                                                   threads, out)
             else:
                 forward.predict_proba(theta, self.sizes, self.w_off, self.b_off, X,
                                       self.hidden_act, self.out_act, chunk, out)
@@ -251,8 +267,9 @@ class Network:
                     float(l2_per_sample), float(clip_eps), with_grad, chunk)
         with blas_single_threaded():
             if lanes > 1:
-                loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads,
-                                                                   *settings)
+                with _governed(self._governor("loss", lanes), N):
+                    loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads,
+                                                                       *settings)
             else:
                 loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0],
                                                           *settings)
@@ -347,8 +364,9 @@ class Trainer:
                      np.zeros(net.n_params if self.optimizer == train.ADAM else 0, dtype=dt),
                      np.zeros(1, dtype=np.int64))
         self.state_1, self.state_2, self.step = state
+        self.governor = None  # a _threads.ThreadGovernor, made by the first adaptive epoch
 
-    def epoch(self, theta, X, Y, order):
+    def epoch(self, theta, X, Y, order, loss_start=0.0):
         """Train one epoch over the rows of ``(X, Y)`` in ``order``; ``theta`` is updated.
 
         ``X`` is C-contiguous of the network's dtype, or a scipy.sparse matrix with data of
@@ -357,17 +375,25 @@ class Trainer:
         trained by the same kernel as a dense ``X``. Every batch holds the same rows as it
         would from the dense matrix, so the results are the dense fit's, bit for bit.
 
+        A parallel kernel's epoch runs in pieces of whole batches, each on the number of
+        threads :mod:`fastmlp._threads` finds fastest now (all of them on a quiet machine).
+        The lanes, and so the results, are the same whatever it picks, and the pieces add
+        their costs to one running sum: the epoch is one call's, bit for bit.
+
+        ``loss_start`` is a running sum to add the batches' costs to, so that an epoch trained
+        in several calls (``order`` in consecutive slices) sums its cost exactly as one call.
+
         Returns
         -------
         loss_sum : float
-            Sum over batches of ``n_batch * batch cost``.
+            ``loss_start`` plus, over batches, ``n_batch * batch cost``.
         n_correct : int
         n_seen : int
             ``len(order)`` unless a batch's cost was not finite (training stopped there).
         """
         with blas_single_threaded():
             if not _is_sparse(X):
-                return self._dense_epoch(theta, X, Y, order)
+                return self._governed_epoch(theta, X, Y, order, loss_start)
             X = _canonical_csr(X)
             M = order.shape[0]
             n_features = X.shape[1]
@@ -376,27 +402,58 @@ class Trainer:
             x_block = np.empty((block, n_features), dtype=self.network.dtype)
             y_block = np.empty((block, Y.shape[1]), dtype=self.network.dtype)
             identity = np.arange(block, dtype=np.int64)
-            loss_sum, n_correct = 0.0, 0
+            loss_sum, n_correct = loss_start, 0
             for start in range(0, M, block):
                 m = min(block, M - start)
                 x, y = x_block[:m], y_block[:m]
                 train.gather_rows_csr(X.data, X.indices, X.indptr, order, start, x)
                 train.gather_rows(Y, order, start, y)
-                part_loss, part_correct, part_seen = self._dense_epoch(theta, x, y,
-                                                                       identity[:m])
-                loss_sum += part_loss
+                loss_sum, part_correct, part_seen = self._governed_epoch(theta, x, y,
+                                                                         identity[:m], loss_sum)
                 n_correct += part_correct
                 if part_seen < m:
                     return loss_sum, n_correct, start + part_seen
             return loss_sum, n_correct, M
 
-    def _dense_epoch(self, theta, X, Y, order):
-        """:meth:`epoch` on a dense ``X``, through the kernel of ``self.split``."""
+    def _governed_epoch(self, theta, X, Y, order, loss_start):
+        """:meth:`_dense_epoch`, in pieces on the threads the governor picks, when it may."""
+        if not _threads.adaptive(self.n_lanes):
+            return self._dense_epoch(theta, X, Y, order, loss_start)
+        gov = self.governor
+        if gov is None:
+            gov = self.governor = _threads.ThreadGovernor(self.n_lanes)
+        M = order.shape[0]
+        B = self.batch_size
+        loss_sum, n_correct, pos = loss_start, 0, 0
+        while pos < M:
+            threads, probe = gov.next()
+            seconds = _threads.PIECE_SECONDS * (_threads.PROBE_FRACTION if probe else 1.0)
+            per_row = gov.seconds_per_row(threads)
+            if per_row is None:  # a first guess: a few GFLOP/s
+                per_row = 6 * self.network.n_weights / 4e9
+            stop = min(M, pos + B * max(1, int(seconds / per_row) // B))
+            start = time.perf_counter()
+            with _threads.running_on(threads):
+                loss_sum, correct, seen = self._dense_epoch(theta, X, Y, order[pos:stop],
+                                                            loss_sum)
+            gov.record(threads, time.perf_counter() - start, stop - pos, probe)
+            n_correct += correct
+            if seen < stop - pos:
+                return loss_sum, n_correct, pos + seen
+            pos = stop
+        return loss_sum, n_correct, M
+
+    def _dense_epoch(self, theta, X, Y, order, loss_start):
+        """:meth:`epoch` on a dense ``X``, through the kernel of ``self.split``, in one call.
+
+        The batches' costs are added to ``loss_start``; returns ``(loss_sum, n_correct,
+        n_seen)`` with that running sum.
+        """
         net = self.network
         optimizer_args = (
             self.optimizer, float(self.learning_rate), float(self.momentum), self.nesterov,
             float(self.beta_1), float(self.beta_2), float(self.epsilon), self.state_1, self.state_2,
-            self.step, self.l2, self.l2_per_sample, float(self.clip_eps),
+            self.step, self.l2, self.l2_per_sample, float(self.clip_eps), float(loss_start),
         )
         if self.split == "units":
             loss_sum, n_correct, n_seen = train_units.train_epoch_units(
@@ -415,6 +472,19 @@ class Trainer:
                 net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
                 self.act_buf[0], self.delta_buf[0], self.a_off, *optimizer_args)
         return float(loss_sum), int(n_correct), int(n_seen)
+
+
+@contextlib.contextmanager
+def _governed(governor, rows):
+    """Run the enclosed call on the threads ``governor`` picks, and tell it how long it took."""
+    if governor is None:
+        yield
+        return
+    threads, probe = governor.next()
+    start = time.perf_counter()
+    with _threads.running_on(threads):
+        yield
+    governor.record(threads, time.perf_counter() - start, rows, probe)
 
 
 def _is_sparse(X):

@@ -102,7 +102,7 @@ def train_batch(x, y, theta, grad, sizes, w_off, b_off, hidden_act, out_act, act
 def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidden_act, out_act,
                 x_buf, y_buf, act_buf, delta_buf, a_off, optimizer, learning_rate, momentum,
                 nesterov, beta_1, beta_2, epsilon, state_1, state_2, step, l2, l2_per_sample,
-                clip_eps):
+                clip_eps, loss_start):
     """Train one epoch: every mini-batch's forward pass, BP1-BP4 and update, in one call.
 
     Batches are consecutive slices of ``order`` (the last may be short); the rows of ``X`` and
@@ -138,11 +138,15 @@ def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidde
         (``Model`` uses ``l2``; scikit-learn's ``alpha`` is ``l2_per_sample``).
     clip_eps : float
         See :func:`fastmlp._kernels.loss.output_layer`.
+    loss_start : float
+        The running sum to add the batches' costs to, in order: 0, or the sum so far of an
+        epoch trained in several calls (which then sums exactly as one call).
 
     Returns
     -------
     loss_sum : float
-        ``sum over batches of n_batch * batch cost`` (divide by M for the epoch's mean).
+        ``loss_start`` plus, over batches, ``n_batch * batch cost`` (divide by the epoch's
+        rows for its mean).
     n_correct : int
         Correct predictions, each made before its batch's update.
     n_seen : int
@@ -150,7 +154,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, sizes, w_off, b_off, hidde
         stopped at that batch, before its update.
     """
     M = order.shape[0]
-    loss_sum = 0.0
+    loss_sum = loss_start
     n_correct = 0
     for start in range(0, M, batch_size):
         n = min(batch_size, M - start)
@@ -331,7 +335,7 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
 def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_off,
                          hidden_act, out_act, x_buf, y_buf, act_bufs, delta_bufs, a_off,
                          optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
-                         state_1, state_2, step, l2, l2_per_sample, clip_eps):
+                         state_1, state_2, step, l2, l2_per_sample, clip_eps, loss_start):
     """:func:`train_epoch` with each batch split in lanes over threads (Numba's pool).
 
     Lane ``t`` of ``T`` takes rows ``[t*n/T, (t+1)*n/T)`` of every batch: it gathers them,
@@ -365,7 +369,7 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
     losses = np.zeros(n_threads)
     corrects = np.zeros(n_threads, np.int64)
     sum_sqs = np.zeros(n_threads)
-    loss_sum = 0.0
+    loss_sum = loss_start
     n_correct = 0
     for start in range(0, M, batch_size):
         n = min(batch_size, M - start)

@@ -139,7 +139,7 @@ def train_epoch_units(X, Y, order, batch_size, theta, sizes, hidden_act, out_act
                       act_bufs, delta_bufs, out_parts, out_buf, theta_packs, grad_packs,
                       state_1_packs, state_2_packs, optimizer, learning_rate, momentum,
                       nesterov, beta_1, beta_2, epsilon, state_1, state_2, step, l2,
-                      l2_per_sample, clip_eps):
+                      l2_per_sample, clip_eps, loss_start):
     """Train one epoch of a network ``s_0 -> H -> K``, its hidden units split over lanes.
 
     The same epoch as :func:`fastmlp._kernels.train.train_epoch`, scheduled as the module
@@ -188,7 +188,7 @@ def train_epoch_units(X, Y, order, batch_size, theta, sizes, hidden_act, out_act
     _pack_all(theta, state_1, state_2, theta_packs, state_1_packs, state_2_packs, s0, H, K,
               False)
     sum_sqs = np.zeros(n_lanes)
-    loss_sum = 0.0
+    loss_sum = loss_start
     n_correct = 0
     n_seen = M
     pending_loss = 0.0  # batch b-1's cost, waiting for its sum(W**2), known after its update
