@@ -37,8 +37,9 @@ def test_stays_on_every_thread_when_that_is_fastest_and_probes_ever_more_rarely(
     picks = run_pieces(gov, {2: 1.0, 1: 1.8}.get, 200)
     assert gov.threads == 2 and gov.switches == 0
     probes = [i for i, (_, probe) in enumerate(picks) if probe]
+    assert probes[0] == 1  # a short fit must not run long on a bad count
     gaps = np.diff(probes)
-    assert list(gaps[:4]) == [9, 17, 33, 65]  # 8, 16, 32, 64 pieces between probes, plus one
+    assert list(gaps[:5]) == [5, 9, 17, 33, 65]  # 4, 8, 16, 32, 64 pieces between, plus one
     assert all(threads == 1 for threads, probe in picks if probe)
 
 
@@ -46,13 +47,28 @@ def test_moves_to_one_thread_when_busy_and_back_when_quiet():
     gov = ThreadGovernor(2)
     run_pieces(gov, {2: 1.0, 1: 1.8}.get, 20)
     assert gov.threads == 2
-    busy = {2: 6.0, 1: 2.0}.get  # a neighbour: the lanes wait on each other
-    run_pieces(gov, busy, 2)  # the slowdown brings the probe forward: the next piece
+    busy = {2: 6.0, 1: 1.5}.get  # a neighbour: the lanes wait on each other
+    picks = run_pieces(gov, busy, 3)  # the slowdown brings the probe forward: the next piece
+    assert picks == [(2, False), (1, True), (1, False)]  # a probe, then a whole piece: a trial
     assert gov.threads == 1 and gov.switches == 1
     run_pieces(gov, busy, 300)
     assert gov.threads == 1 and gov.switches == 1
     run_pieces(gov, {2: 1.0, 1: 1.8}.get, 80)  # quiet again: the next probe finds it
     assert gov.threads == 2 and gov.switches == 2
+
+
+def test_a_lucky_probe_is_not_followed_when_its_trial_loses():
+    gov = ThreadGovernor(2)
+    run_pieces(gov, {2: 1.0, 1: 1.8}.get, 10)
+    threads, probe = gov.next()
+    while not probe:  # up to the next probe
+        gov.record(threads, 1.0, 1)
+        threads, probe = gov.next()
+    gov.record(1, 0.5, 1, probe=True)  # lucky: the neighbours were off the cores
+    assert gov.next() == (1, False)  # the trial
+    gov.record(1, 1.8, 1)
+    assert gov.threads == 2 and gov.switches == 0
+    assert gov.next() == (2, False)
 
 
 def test_probes_both_neighbours_from_the_middle():
@@ -62,6 +78,18 @@ def test_probes_both_neighbours_from_the_middle():
     probed = {t for t, probe in run_pieces(gov, {8: 9.0, 4: 1.0, 2: 1.5, 1: 3.0}.get, 300)
               if probe}
     assert probed == {8, 2}
+
+
+def test_a_new_governor_starts_where_the_last_one_ran(monkeypatch):
+    monkeypatch.setattr(_threads, "_last_run", {})
+    assert _threads.new_governor(2).threads == 2
+    gov = _threads.new_governor(2)
+    run_pieces(gov, {2: 6.0, 1: 2.0}.get, 5)
+    assert gov.threads == 1
+    assert _threads.new_governor(2).threads == 1  # the machine is still busy, likely
+    assert _threads.new_governor(4).threads == 4  # another pool size: no hint
+    monkeypatch.setattr(_threads, "HINT_SECONDS", 0.0)
+    assert _threads.new_governor(2).threads == 2  # an old hint is no hint
 
 
 def test_one_lane_has_nothing_to_choose():

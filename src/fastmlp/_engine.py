@@ -205,7 +205,7 @@ class Network:
             return None
         gov = self._governors.get(kind)
         if gov is None or gov.counts[0] != lanes:
-            gov = self._governors[kind] = _threads.ThreadGovernor(lanes)
+            gov = self._governors[kind] = _threads.new_governor(lanes)
         return gov
 
     def predict_proba(self, theta, X):
@@ -421,7 +421,7 @@ class Trainer:
             return self._dense_epoch(theta, X, Y, order, loss_start)
         gov = self.governor
         if gov is None:
-            gov = self.governor = _threads.ThreadGovernor(self.n_lanes)
+            gov = self.governor = _threads.new_governor(self.n_lanes)
         M = order.shape[0]
         B = self.batch_size
         loss_sum, n_correct, pos = loss_start, 0, 0
@@ -431,7 +431,8 @@ class Trainer:
             per_row = gov.seconds_per_row(threads)
             if per_row is None:  # a first guess: a few GFLOP/s
                 per_row = 6 * self.network.n_weights / 4e9
-            stop = min(M, pos + B * max(1, int(seconds / per_row) // B))
+            batches = max(_threads.MIN_PROBE_BATCHES if probe else 1, int(seconds / per_row) // B)
+            stop = min(M, pos + B * batches)
             start = time.perf_counter()
             with _threads.running_on(threads):
                 loss_sum, correct, seen = self._dense_epoch(theta, X, Y, order[pos:stop],
