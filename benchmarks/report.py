@@ -11,8 +11,10 @@ Tables: training (seconds per epoch of fastmlp at each thread count, scikit-lear
 fastmlp's speed-up over each, its GFLOP/s and its share of the GEMM peak of the dtype),
 ``predict_proba``, whole calls (``fit``, ``partial_fit``, ``predict_proba`` of the estimator,
 fastmlp's and scikit-learn's times, the ratio, PyTorch's where it has the call, and the peak
-memory of a fit), fresh-process start-up, the GEMM rows, and the two engine thresholds
-(compiled loops vs BLAS; serial vs parallel epoch) with the values the numbers support.
+memory of a fit), the regressor's whole calls (``bench_regressor.py``: the same columns and
+issue 11's target speed-up over scikit-learn), fresh-process start-up, the GEMM rows, and the
+two engine thresholds (compiled loops vs BLAS; serial vs parallel epoch) with the values the
+numbers support.
 
 Every time is the benchmark's ``--stat`` (default ``min``: the best round, the least disturbed
 by other load on the machine). ``conftest.py`` prints the same tables after a run.
@@ -244,6 +246,57 @@ def calls_table(benchmarks, stat="min"):
     return table
 
 
+def regressor_calls(benchmarks, stat="min"):
+    """Per ``bench_regressor.py`` call: ``{"workload", "times": {impl: s per call}, "target"}``
+    (``target``: the speed-up over scikit-learn issue 11 asks for, or None), in the order the
+    calls first appear."""
+    out = {}
+    for b in _by_kind(benchmarks, "regress-call"):
+        info = b["extra_info"]
+        row = out.setdefault(info["workload"], {"workload": info["workload"], "times": {},
+                                                "target": None})
+        row["times"][info["impl"]] = _t(b, stat) / info.get("calls", 1)
+        if info.get("target") is not None:
+            row["target"] = info["target"]
+    return list(out.values())
+
+
+def regressor_table(benchmarks, stat="min"):
+    rows = regressor_calls(benchmarks, stat)
+    if not rows:
+        return None
+    timed = sorted({i for r in rows for i in r["times"]}, key=IMPL_ORDER.index)
+    others = [i for i in timed if i != "fastmlp"]
+    headers = ["call"] + timed + [f"vs {impl}" for impl in others] + ["target vs sklearn",
+                                                                        "met"]
+    table = Table("Whole calls: fastmlp.MLPRegressor vs the others (issue 11)", headers)
+    for r in rows:
+        t = r["times"]
+        ratio = {impl: t[impl] / t["fastmlp"] if impl in t and t.get("fastmlp") else None
+                 for impl in others}
+        cells = [r["workload"]] + [_fmt_time(t.get(impl)) for impl in timed]
+        cells += [_fmt_x(ratio[impl]) for impl in others]
+        target = r["target"]
+        met = "-"
+        if target is not None and ratio.get("sklearn") is not None:
+            met = "yes" if ratio["sklearn"] >= target else "no"
+        cells += ["-" if target is None else f">= {target:g}x", met]
+        table.rows.append(cells)
+    table.notes.append(
+        f"Each time is the whole call (per call for predict on 1 row), the {stat} over its "
+        "rounds, from a fresh estimator for fit; 'vs X' = X's time / fastmlp's (above 1: "
+        "fastmlp is faster); 'target vs sklearn': the speed-up over scikit-learn issue 11 asks "
+        "for, 'met' whether 'vs sklearn' reaches it. fastmlp runs in the benchmark process, the "
+        "others in worker processes of their own, all on the same number of threads.")
+    if "torch" not in timed:
+        table.notes.append("No PyTorch rows: it is not installed.")
+    else:
+        table.notes.append("PyTorch: the same network, optimizer, batch and epochs in a plain "
+                           "loop (half the mean squared error, identity output); none for "
+                           "L-BFGS (torch.optim.LBFGS is another algorithm) or predict.")
+    return table
+
+
 # ---------------------------------------------------------------------------------------------
 # Start-up and GEMM
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +475,8 @@ def build_tables(benchmarks, stat="min", brief=False):
     """Every table the rows allow, in report order (``brief``: without the per-product one)."""
     tables = [comparison_table(benchmarks, "train", stat),
               comparison_table(benchmarks, "predict", stat), calls_table(benchmarks, stat),
-              startup_table(benchmarks, stat), gemm_table(benchmarks, stat)]
+              regressor_table(benchmarks, stat), startup_table(benchmarks, stat),
+              gemm_table(benchmarks, stat)]
     matmul = matmul_tables(benchmarks, stat)
     tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)
     return [t for t in tables if t is not None]
