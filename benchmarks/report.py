@@ -297,6 +297,56 @@ def regressor_table(benchmarks, stat="min"):
     return table
 
 
+def busy_table(benchmarks, stat="min"):
+    """Issue 16's rows (``bench_busy.py``): seconds per epoch beside busy neighbours."""
+    rows = sorted(_by_kind(benchmarks, "busy"),
+                  key=lambda b: (b["extra_info"]["neighbours"], b["extra_info"]["batch"]))
+    if not rows:
+        return None
+    settings = ("default", "NUMBA_NUM_THREADS=1", "OMP_WAIT_POLICY=passive",
+                "FASTMLP_ADAPT_THREADS=0")
+    headers = (["busy loops", "batch"] + [f"{s} median (worst)" for s in settings]
+               + ["default / reference", "sklearn", "torch", "target", "met"])
+    table = Table("A busy machine: Fashion-MNIST epoch, 784-100-10 float32 SGD (issue 16)",
+                  headers)
+    for row in rows:
+        info = row["extra_info"]
+        med = {s: info.get(f"{s}: median") for s in settings}
+        worst = {s: info.get(f"{s}: worst") for s in settings}
+        cells = [str(info["neighbours"]), str(info["batch"])]
+        cells += ["-" if med[s] is None else f"{med[s]:.3f} ({worst[s]:.3f})" for s in settings]
+        if info["neighbours"] == 0:
+            before = med["FASTMLP_ADAPT_THREADS=0"]
+            ratio = None if before is None else med["default"] / before
+            target = "<= FASTMLP_ADAPT_THREADS=0 (before)"
+            met = "-" if ratio is None else ("yes" if ratio <= 1.0 else "no")
+        elif info["neighbours"] == 1:
+            best = min(med["NUMBA_NUM_THREADS=1"], med["OMP_WAIT_POLICY=passive"])
+            ratio = med["default"] / best
+            target = "median <= 1.2x, worst <= 2x"
+            met = "yes" if ratio <= 1.2 and worst["default"] <= 2 * best else "no"
+        else:
+            best = med["NUMBA_NUM_THREADS=1"]
+            ratio = med["default"] / best
+            target = "<= NUMBA_NUM_THREADS=1"
+            met = "yes" if ratio <= 1.0 else "no"
+        cells.append("-" if ratio is None else f"{ratio:.2f}")
+        for impl in ("sklearn", "torch"):
+            v = info.get(f"{impl}: seconds")
+            cells.append("-" if v is None else f"{v:.2f}")
+        cells += [target, met]
+        table.rows.append(cells)
+    table.notes.append(
+        "Seconds per epoch: each run is a fresh process (a warm-up, then its epochs' mean); "
+        "median and worst over the runs, the settings taking turns. 'default' lets the engine "
+        "choose the threads (fastmlp._threads); the others are set by the user; "
+        "FASTMLP_ADAPT_THREADS=0 is the engine before it chose (every thread, always). "
+        "'reference': that, quiet; with one busy loop the better median of "
+        "NUMBA_NUM_THREADS=1 and OMP_WAIT_POLICY=passive; with two, NUMBA_NUM_THREADS=1. "
+        "scikit-learn and PyTorch: one run each, for scale.")
+    return table
+
+
 # ---------------------------------------------------------------------------------------------
 # Start-up and GEMM
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +525,8 @@ def build_tables(benchmarks, stat="min", brief=False):
     """Every table the rows allow, in report order (``brief``: without the per-product one)."""
     tables = [comparison_table(benchmarks, "train", stat),
               comparison_table(benchmarks, "predict", stat), calls_table(benchmarks, stat),
-              regressor_table(benchmarks, stat), startup_table(benchmarks, stat),
+              regressor_table(benchmarks, stat), busy_table(benchmarks, stat),
+              startup_table(benchmarks, stat),
               gemm_table(benchmarks, stat)]
     matmul = matmul_tables(benchmarks, stat)
     tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)
