@@ -154,6 +154,27 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
 
+    # -- what each estimator defines --------------------------------------------------------------
+    def _validate_input(self, X, y, incremental, reset):
+        """Return ``(X, y)`` checked, with ``y`` as the output layer's targets (2-D or 1-D)."""
+        raise NotImplementedError
+
+    def _output_activation(self):
+        """Return the ``out_activation_`` a first fit sets (from the targets or the loss)."""
+        raise NotImplementedError
+
+    def _stratify_by(self, y):
+        """Return the labels the early-stopping split is stratified by, or None."""
+        raise NotImplementedError
+
+    def _validation_targets(self, y):
+        """Return the early-stopping validation rows' targets as ``_score`` takes them."""
+        raise NotImplementedError
+
+    def _score(self, X, y, sample_weight=None):
+        """Return the early-stopping validation score (without input validation)."""
+        raise NotImplementedError
+
     def __getstate__(self):
         state = super().__getstate__()
         # coefs_ and intercepts_ are views into _theta; a pickle holds them as separate arrays,
