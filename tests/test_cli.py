@@ -596,6 +596,8 @@ def test_info_reports_versions_threads_blas_and_cache():
     for name in ("fastmlp", "numpy", "numba", "scipy", "scikit-learn", "cpu count"):
         assert re.search(rf"^{name}\s+\S", out, re.M), name
     assert re.search(r"^numba threads \d+ of \d+, threading layer \w+", out, re.M)
+    assert re.search(r"^thread count  (chosen while training runs|one: nothing|fixed)", out,
+                     re.M)
     assert re.search(r"^blas\s+\w+", out, re.M)
     cache = re.search(r"^compile cache (.+) \(", out, re.M).group(1)
     assert os.path.isabs(cache)

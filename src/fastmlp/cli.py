@@ -951,6 +951,18 @@ def cmd_info(args, out=None):
     print(f"cpu count     {os.cpu_count()}", file=out)
     print(f"numba threads {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS}, "
           f"threading layer {layer}", file=out)
+    from fastmlp import _threads
+
+    if _threads.adaptive(numba.config.NUMBA_NUM_THREADS):
+        chosen = ("chosen while training runs, fewer beside busy neighbours "
+                  "(FASTMLP_ADAPT_THREADS=0: off)")
+    elif numba.config.NUMBA_NUM_THREADS == 1:
+        chosen = "one: nothing to choose"
+    elif not _config.ADAPT_THREADS:
+        chosen = "fixed: FASTMLP_ADAPT_THREADS=0"
+    else:
+        chosen = "fixed by the user (NUMBA_NUM_THREADS or numba.set_num_threads)"
+    print(f"thread count  {chosen}", file=out)
     from fastmlp._kernels.blas import BLAS_LIBRARY
 
     for lib in threadpool_info():
