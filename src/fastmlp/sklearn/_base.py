@@ -171,9 +171,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """Return the early-stopping validation rows' targets as ``_score`` takes them."""
         raise NotImplementedError
 
-    def _score(self, X, y, sample_weight=None):
-        """Return the early-stopping validation score (without input validation)."""
+    def _predict(self, X, check_input=True):
+        """Return the predictions (labels or values) for ``X``."""
         raise NotImplementedError
+
+    #: ``f(y_true, y_pred, sample_weight=...)``: the early-stopping validation score (and
+    #: scikit-learn's ``score``): accuracy for the classifier, R^2 for the regressor.
+    _score_function = None
+
+    def _score(self, X, y, sample_weight=None):
+        """Return the early-stopping validation score, NaN when a prediction is not finite."""
+        # no input validation: it would drop the feature names
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
 
     def __getstate__(self):
         state = super().__getstate__()

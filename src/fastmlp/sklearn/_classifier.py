@@ -267,6 +267,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def _more_tags(self):  # pragma: no cover - scikit-learn < 1.6
         return {"multilabel": True}
 
+    _score_function = staticmethod(accuracy_score)
+
     def _output_activation(self):
         if self._label_binarizer.y_type_ == "multiclass":
             return "softmax"
@@ -388,13 +390,6 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         return binarizer.inverse_transform(y_pred)
-
-    def _score(self, X, y, sample_weight=None):
-        # no input validation: it would drop the feature names
-        y_pred = self._predict(X, check_input=False)
-        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
-            return np.nan
-        return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.

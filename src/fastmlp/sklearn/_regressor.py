@@ -222,6 +222,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             loss=loss,
         )
 
+    _score_function = staticmethod(r2_score)
+
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"
 
@@ -234,10 +236,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     def _validate_input(self, X, y, incremental, reset):
         if incremental and not reset and self._plain_incremental_input(X, y):
             return X, y
-        _check_numeric_targets(y)
+        _check_numeric_targets(y)  # before validate_data, which would try float("abc")
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        _check_numeric_targets(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson":
@@ -304,13 +305,6 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         if y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
-
-    def _score(self, X, y, sample_weight=None):
-        # no input validation: it would drop the feature names
-        y_pred = self._predict(X, check_input=False)
-        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
-            return np.nan
-        return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
