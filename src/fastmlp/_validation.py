@@ -62,6 +62,26 @@ def check_X(X, dtype, n_features=None, name="X"):
     return arr
 
 
+def _real_rows(y, n_samples, name, must, advice=""):
+    """``y`` as a NumPy array of real numbers (or booleans) with ``n_samples`` rows.
+
+    A non-numeric dtype raises ``TypeError(must + ", got dtype ..." + advice)``.
+    """
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(f"{must}, got dtype {arr.dtype}{advice}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
+                         f"{n_samples}; they must match")
+    return arr
+
+
 def check_targets(y, n_samples, n_classes, dtype, name="y"):
     """Target rows ``Y`` (n, K) of ``dtype`` from integer labels or from rows summing to 1.
 
@@ -73,19 +93,8 @@ def check_targets(y, n_samples, n_classes, dtype, name="y"):
         Wrong length or shape, labels outside ``0..K-1`` or not integers, non-finite or negative
         entries, or rows that do not sum to 1.
     """
-    try:
-        arr = np.asarray(y)
-    except ValueError as exc:  # ragged nested lists
-        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
-        raise TypeError(f"{name} must be integer labels or numeric target rows, "
-                        f"got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
-    if arr.shape[:1] != (n_samples,):
-        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
-                         f"{n_samples}; they must match")
+    arr = _real_rows(y, n_samples, name,
+                     f"{name} must be integer labels or numeric target rows")
     if arr.ndim == 1:
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             raise ValueError(f"{name} as 1-D must hold integer class labels 0..{n_classes - 1}")
@@ -138,19 +147,8 @@ def check_regression_targets(y, n_samples, n_outputs, dtype, *, nonnegative=Fals
         Wrong length or shape, NaN or infinity, a value beyond the range of ``dtype``, or
         (with ``nonnegative``) a negative value.
     """
-    try:
-        arr = np.asarray(y)
-    except ValueError as exc:  # ragged nested lists
-        raise ValueError(f"{name} is not a rectangular array of numbers: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
-        raise TypeError(f"{name} must hold numbers (regression targets), got dtype {arr.dtype}; "
-                        "convert it with np.asarray(y, dtype=float)")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
-    if arr.shape[:1] != (n_samples,):
-        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} rows but X has "
-                         f"{n_samples}; they must match")
+    arr = _real_rows(y, n_samples, name, f"{name} must hold numbers (regression targets)",
+                     "; convert it with np.asarray(y, dtype=float)")
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(n_samples, 1)
     elif arr.ndim != 2 or arr.shape[1] != n_outputs:
