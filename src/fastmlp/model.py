@@ -13,6 +13,7 @@ import numpy as np
 from fastmlp import _config
 from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
+from fastmlp._metrics import r2_score, rmse
 from fastmlp._params import bias_views, glorot_uniform, weight_views
 from fastmlp._validation import (
     check_float,
@@ -432,7 +433,7 @@ class Model:
         net = self._network
         loss = net.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
         pred = net.predict_proba(self._theta, X)
-        return {"loss": loss, "rmse": _rmse(Y, pred), "r2": _r2_score(Y, pred)}
+        return {"loss": loss, "rmse": rmse(Y, pred), "r2": r2_score(Y, pred)}
 
     def gradients(self, X, y):
         """Gradient of the mean cost over ``(X, y)`` (no regularisation), as :meth:`loss`.
@@ -615,31 +616,6 @@ def _output_code(output):
         valid = ", ".join(repr(k) for k in OUTPUTS)
         raise ValueError(f"output must be one of {valid} (a classifier, regression, regression "
                          f"of counts); got {output!r}") from None
-
-
-def _rmse(Y, pred):
-    """Root mean squared error over every entry, in float64."""
-    diff = np.asarray(pred, dtype=np.float64) - np.asarray(Y, dtype=np.float64)
-    return float(np.sqrt(np.mean(diff * diff)))
-
-
-def _r2_score(Y, pred):
-    """R^2 of each column, averaged: scikit-learn's ``r2_score`` (uniform average), in float64.
-
-    A column whose targets are constant scores 1 when predicted exactly, else 0 (scikit-learn's
-    ``force_finite=True``); fewer than two rows: ``nan``.
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    if Y.shape[0] < 2:
-        return float("nan")
-    ss_res = ((Y - pred) ** 2).sum(axis=0)
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-    scores = np.ones(Y.shape[1])
-    valid = (ss_tot != 0) & (ss_res != 0)
-    scores[valid] = 1.0 - ss_res[valid] / ss_tot[valid]
-    scores[(ss_res != 0) & (ss_tot == 0)] = 0.0
-    return float(scores.mean())
 
 
 def _check_layer_sizes(layer_sizes, output="softmax"):

@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from fastmlp._metrics import r2_score
+
 __all__ = ["MatplotlibMissing", "plot_confusion_matrix", "plot_history", "plot_regression",
            "require_matplotlib"]
 
@@ -245,10 +247,8 @@ def plot_regression(history, y_true, y_pred, path, *, title=None, val_label="val
     ax_fit.set_ylabel("predicted value")
     ax_fit.grid(True, alpha=0.3)
     ax_fit.legend()
-    ss_res = ((true - pred) ** 2).sum(axis=0)
-    ss_tot = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
-    if len(true) >= 2 and (ss_tot > 0).all():
-        ax_fit.set_title(f"R^2 {np.mean(1 - ss_res / ss_tot):.4f}")
+    if len(true) >= 2 and (true.max(axis=0) > true.min(axis=0)).all():  # R^2 is defined
+        ax_fit.set_title(f"R^2 {r2_score(true, pred):.4f}")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
