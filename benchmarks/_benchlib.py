@@ -618,6 +618,44 @@ def budget_rounds(estimate):
     return max(1, min(ROUNDS, math.ceil(ROUND_BUDGET_S / estimate)))
 
 
+def smoke_rows(benchmark):
+    """Rows a fit behind a row uses under ``--benchmark-disable`` (None: all)."""
+    return SMOKE_ROWS if benchmark.disabled and SMOKE_ROWS > 0 else None
+
+
+def time_fixed_call(benchmark, body):
+    """Time a fixed call: two warm-up calls (compile; estimate), then ``budget_rounds``.
+
+    Once, without warm-up, under ``--benchmark-disable``. Returns the last call's result.
+    """
+    if benchmark.disabled:
+        return benchmark.pedantic(body, rounds=1, iterations=1)
+    body()
+    start = time.perf_counter()
+    body()
+    estimate = time.perf_counter() - start
+    benchmark.extra_info["estimated_s"] = estimate
+    return benchmark.pedantic(body, rounds=budget_rounds(estimate), iterations=1,
+                              warmup_rounds=0)
+
+
+_FASHION_NPY = {}  # (dtype, rows) -> (X path, y path), once per session
+
+
+def fashion_npy(tmp_path_factory, dtype, rows):
+    """The Fashion-MNIST training set (its first ``rows`` rows; None: all) as ``.npy`` files,
+    for child processes to load; returns ``(X path, y path)``."""
+    key = (dtype, rows)
+    if key not in _FASHION_NPY:
+        X, y = dataset("fashion", dtype)
+        folder = tmp_path_factory.mktemp(f"fashion-{dtype}")
+        paths = (str(folder / "X.npy"), str(folder / "y.npy"))
+        np.save(paths[0], X[:rows])
+        np.save(paths[1], np.asarray(y[:rows], dtype=np.int64))
+        _FASHION_NPY[key] = paths
+    return _FASHION_NPY[key]
+
+
 def time_calls(benchmark, fn, *, rounds=None, warmup_rounds=1, iterations=1, **kwargs):
     """``benchmark.pedantic`` with a warm-up; once (no warm-up) when benchmarks are disabled."""
     if benchmark.disabled:

@@ -144,25 +144,27 @@ def set_threads(impl, threads):
         torch.set_num_threads(threads)
 
 
-def estimator(impl, call):
-    """A fresh (unfitted) ``MLPClassifier`` of ``impl`` with ``call``'s parameters."""
+def estimator(impl, call, name="MLPClassifier"):
+    """A fresh (unfitted) estimator ``name`` (``MLPClassifier`` or ``MLPRegressor``) of
+    ``impl`` with ``call``'s parameters."""
     if impl == "fastmlp":
-        from fastmlp import MLPClassifier
+        import fastmlp as library
     elif impl == "sklearn":
-        from sklearn.neural_network import MLPClassifier
+        import sklearn.neural_network as library
     else:
-        raise ValueError(f"{impl} has no MLPClassifier")
-    return MLPClassifier(**call.params())
+        raise ValueError(f"{impl} has no {name}")
+    return getattr(library, name)(**call.params())
 
 
-def fit_estimator(impl, call, X, y):
-    """Fit a fresh estimator (or, for ``"torch"``, run :func:`torch_fit`); return it."""
+def fit_estimator(impl, call, X, y, name="MLPClassifier", torch_loop=None):
+    """Fit a fresh estimator ``name`` (or, for ``"torch"``, run ``torch_loop``, by default
+    :func:`torch_fit`); return it."""
     if impl == "torch":
-        return torch_fit(call, X, y)
-    clf = estimator(impl, call)
+        return (torch_loop or torch_fit)(call, X, y)
+    est = estimator(impl, call, name)
     with quiet():
-        clf.fit(X, y)
-    return clf
+        est.fit(X, y)
+    return est
 
 
 def fit_summary(impl, fitted):
@@ -192,12 +194,23 @@ def torch_fit(call, X, y):
     """
     import torch
 
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    return torch_train(call, X, yt, 10, torch.nn.CrossEntropyLoss())
+
+
+def torch_train(call, X, yt, n_out, cost):
+    """Train ``nn.Sequential(Linear, ReLU, ..., Linear)`` with ``n_out`` outputs on ``(X, yt)``
+    for ``call.max_iter`` epochs as :func:`torch_fit` describes, under ``cost(out, yt_batch)``;
+    return a :class:`TorchFit`."""
+    import _benchlib as bl
+    import torch
+
     if call.solver not in ("sgd", "adam"):
         raise ValueError(f"no PyTorch loop for solver {call.solver!r}")
     torch.manual_seed(0)
     dtype = getattr(torch, str(X.dtype))
     n, n_in = X.shape
-    sizes = (n_in, *call.hidden, 10)
+    sizes = (n_in, *call.hidden, n_out)
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layers.append(torch.nn.Linear(a, b))
@@ -212,12 +225,8 @@ def torch_fit(call, X, y):
         opt = torch.optim.Adam(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     else:
         opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, nesterov=True)
-    cost = torch.nn.CrossEntropyLoss()
     Xt = torch.from_numpy(np.ascontiguousarray(X))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     gen = torch.Generator().manual_seed(0)
-    import _benchlib as bl
-
     loss = float("nan")
     for _ in range(call.max_iter):
         loss = bl.torch_train_epoch(torch, net, opt, cost, Xt, yt, n, bs, gen)
@@ -237,7 +246,7 @@ def predict_proba(impl, fitted, X):
 # ---------------------------------------------------------------------------------------------
 # Builders (run in the benchmark process or in a worker; the data comes from _benchlib)
 # ---------------------------------------------------------------------------------------------
-def _prepare(impl):
+def prepare(impl):
     """Skip (in the asking test) when PyTorch is missing; the library's threads (N_THREADS)."""
     import _benchlib as bl
 
@@ -257,7 +266,7 @@ def build_fit(impl, name):
         import pytest
 
         pytest.skip(TORCH_NO_EQUIVALENT["lbfgs"])
-    _prepare(impl)
+    prepare(impl)
     X, y = bl.dataset(call.data, call.dtype)
 
     def fit(rows=None):
@@ -276,7 +285,7 @@ def build_partial_fit(impl):
         import pytest
 
         pytest.skip(TORCH_NO_EQUIVALENT["partial_fit"])
-    _prepare(impl)
+    prepare(impl)
     X, y = bl.dataset(PARTIAL_FIT.data, PARTIAL_FIT.dtype)
     chunks = [(X[i * PARTIAL_CHUNK_ROWS : (i + 1) * PARTIAL_CHUNK_ROWS],
                y[i * PARTIAL_CHUNK_ROWS : (i + 1) * PARTIAL_CHUNK_ROWS])
@@ -307,7 +316,7 @@ def build_predict(impl, model, n_rows, calls, fit_rows=None):
     import _benchlib as bl
 
     call = PREDICT_MODELS[model]
-    _prepare(impl)
+    prepare(impl)
     X_train, y_train = bl.dataset(call.data, call.dtype)
     n = X_train.shape[0] if fit_rows is None else min(fit_rows, X_train.shape[0])
     fitted = fit_estimator(impl, call, X_train[:n], y_train[:n])

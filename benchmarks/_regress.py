@@ -24,8 +24,6 @@ from dataclasses import dataclass, replace
 import _calls
 import numpy as np
 
-#: scikit-learn's ``alpha`` default: the L2 penalty, ``0.5 * alpha * ||W||^2 / n_batch``.
-ALPHA = _calls.ALPHA
 LIBRARIES = _calls.LIBRARIES
 #: Epochs without improvement before scikit-learn's (and fastmlp's) SGD/Adam stop: larger
 #: than any ``max_iter`` here, so that every library runs exactly ``max_iter`` epochs.
@@ -119,75 +117,31 @@ def predict_label(n_rows):
 # ---------------------------------------------------------------------------------------------
 # Fitting, per library
 # ---------------------------------------------------------------------------------------------
-def estimator(impl, call):
-    """A fresh (unfitted) ``MLPRegressor`` of ``impl`` with ``call``'s parameters."""
-    if impl == "fastmlp":
-        from fastmlp import MLPRegressor
-    elif impl == "sklearn":
-        from sklearn.neural_network import MLPRegressor
-    else:
-        raise ValueError(f"{impl} has no MLPRegressor")
-    return MLPRegressor(**call.params())
-
-
 def fit_estimator(impl, call, X, y):
-    """Fit a fresh estimator (or, for ``"torch"``, run :func:`torch_fit`); return it."""
-    if impl == "torch":
-        return torch_fit(call, X, y)
-    reg = estimator(impl, call)
-    with _calls.quiet():
-        reg.fit(X, y)
-    return reg
+    """Fit a fresh ``MLPRegressor`` (or, for ``"torch"``, run :func:`torch_fit`); return it."""
+    return _calls.fit_estimator(impl, call, X, y, "MLPRegressor", torch_loop=torch_fit)
 
 
 def torch_fit(call, X, y):
     """The PyTorch loop doing what ``MLPRegressor.fit`` does for SGD and Adam.
 
-    ``nn.Sequential(Linear, ReLU, ..., Linear)`` in the data's dtype, identity output; the
-    loss is scikit-learn's squared error, half the mean over rows and outputs
-    (``0.5 * mse_loss``); per epoch one ``torch.randperm`` and a pass over it in index batches
-    of ``call.batch`` rows (``_benchlib.torch_train_epoch``); scikit-learn's defaults:
-    Adam(lr 1e-3, betas (0.9, 0.999), eps 1e-8) or SGD(lr 1e-3, momentum 0.9, Nesterov), and
-    its L2 penalty on the weights as ``weight_decay = alpha / batch``. It reports the mean
-    loss of the last epoch. The initial weights are PyTorch's own; no convergence check (the
-    estimators' is off too: ``n_iter_no_change`` is larger than ``max_iter``).
+    ``_calls.torch_train`` (the classifier's loop: ``nn.Sequential(Linear, ReLU, ...,
+    Linear)``, scikit-learn's optimizer defaults and L2 penalty, one ``torch.randperm`` an
+    epoch) with an identity output and scikit-learn's squared error, half the mean over rows
+    and outputs (``0.5 * mse_loss``). It reports the mean loss of the last epoch; no
+    convergence check (the estimators' is off too: ``n_iter_no_change`` exceeds ``max_iter``).
     """
-    import _benchlib as bl
     import torch
 
-    if call.solver not in ("sgd", "adam"):
-        raise ValueError(f"no PyTorch loop for solver {call.solver!r}")
-    torch.manual_seed(0)
-    dtype = getattr(torch, str(X.dtype))
-    n, n_in = X.shape
+    n = X.shape[0]
     n_out = 1 if y.ndim == 1 else y.shape[1]
-    sizes = (n_in, *call.hidden, n_out)
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers).to(dtype)
-    bs = call.batch(n)
-    weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-    biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
-    groups = [{"params": weights, "weight_decay": ALPHA / bs}, {"params": biases}]
-    if call.solver == "adam":
-        opt = torch.optim.Adam(groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    else:
-        opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, nesterov=True)
     mse = torch.nn.MSELoss()
 
     def cost(out, target):
         return 0.5 * mse(out, target)
 
-    Xt = torch.from_numpy(np.ascontiguousarray(X))
     yt = torch.from_numpy(np.ascontiguousarray(y).reshape(n, n_out))
-    gen = torch.Generator().manual_seed(0)
-    loss = float("nan")
-    for _ in range(call.max_iter):
-        loss = bl.torch_train_epoch(torch, net, opt, cost, Xt, yt, n, bs, gen)
-    return _calls.TorchFit(net, call.max_iter, loss)
+    return _calls.torch_train(call, X, yt, n_out, cost)
 
 
 def predict(impl, fitted, X):
@@ -202,16 +156,6 @@ def predict(impl, fitted, X):
 # ---------------------------------------------------------------------------------------------
 # Builders (run in the benchmark process or in a worker)
 # ---------------------------------------------------------------------------------------------
-def _prepare(impl):
-    """Skip (in the asking test) when PyTorch is missing; the library's threads (N_THREADS)."""
-    import _benchlib as bl
-
-    if impl == "torch":
-        bl.require_torch()  # also sets its threads
-    elif impl == "sklearn":
-        _calls.set_threads(impl, bl.N_THREADS)
-
-
 def build_fit(impl, name, data_rows=None):
     """``(fit(rows=None), info)``: a whole ``fit`` of ``FIT_CALLS[name]`` on the first ``rows``
     rows (all by default), from a fresh estimator each call; it returns ``n_iter`` and
@@ -221,7 +165,7 @@ def build_fit(impl, name, data_rows=None):
         import pytest
 
         pytest.skip(TORCH_NO_EQUIVALENT["lbfgs"])
-    _prepare(impl)
+    _calls.prepare(impl)
     X, y = regress_data(call.data, call.dtype, data_rows)
 
     def fit(rows=None):
@@ -237,7 +181,7 @@ def build_predict(impl, n_rows, calls, fit_rows=None):
     first ``fit_rows`` rows (all by default). Returns the last prediction's shape and whether
     it is finite. With ``fit_rows`` only ``max(fit_rows, n_rows)`` rows are made."""
     call = PREDICT_MODEL
-    _prepare(impl)
+    _calls.prepare(impl)
     data_rows = None if fit_rows is None else max(fit_rows, n_rows)
     X_train, y_train = regress_data(call.data, call.dtype, data_rows)
     n = X_train.shape[0] if fit_rows is None else min(fit_rows, X_train.shape[0])

@@ -30,27 +30,12 @@ import statistics
 
 import _benchlib as bl
 import _busy
-import numpy as np
 import pytest
 
 RUNS = int(os.environ.get("FASTMLP_BENCH_BUSY_RUNS", "5"))
 EPOCHS = 2
 NEIGHBOURS = (0, 1, 2)
 BATCHES = (32, 200)
-
-_NPY = {}
-
-
-def _npy(tmp_path_factory, rows):
-    if rows not in _NPY:
-        X, y = bl.dataset("fashion", "float32")
-        folder = tmp_path_factory.mktemp("fashion-busy")
-        paths = (str(folder / "X.npy"), str(folder / "y.npy"))
-        np.save(paths[0], X[:rows])
-        np.save(paths[1], np.asarray(y[:rows], dtype=np.int64))
-        _NPY[rows] = paths
-    return _NPY[rows]
-
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("neighbours", NEIGHBOURS)
@@ -59,8 +44,7 @@ def test_busy_machine(benchmark, tmp_path_factory, neighbours, batch):
     if smoke and (neighbours, batch) != (1, 32):
         pytest.skip("smoke run: the row with one busy loop, batch 32, runs every body")
     bl.dataset("fashion", "float32")  # skips when Fashion-MNIST is missing
-    rows = bl.SMOKE_ROWS if smoke and bl.SMOKE_ROWS > 0 else None
-    X_path, y_path = _npy(tmp_path_factory, rows)
+    X_path, y_path = bl.fashion_npy(tmp_path_factory, "float32", bl.smoke_rows(benchmark))
     runs, epochs = (1, 1) if smoke else (RUNS, EPOCHS)
     spec = {"batch": batch, "epochs": epochs, "X": X_path, "y": y_path}
     benchmark.group = f"busy machine: {neighbours} busy loop(s), batch {batch}"

@@ -35,11 +35,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import _benchlib as bl
 import _calls
-import numpy as np
 import pytest
 
 IMPLS = list(_calls.LIBRARIES)
@@ -55,27 +53,6 @@ def _build(impl, builder, **kwargs):
 def _skip_torch_if(impl, what):
     if impl == "torch":
         pytest.skip(_calls.TORCH_NO_EQUIVALENT[what])
-
-
-def _smoke_rows(benchmark):
-    """Rows the fits behind a row use under ``--benchmark-disable`` (None: all)."""
-    return bl.SMOKE_ROWS if benchmark.disabled and bl.SMOKE_ROWS > 0 else None
-
-
-def _time_call(benchmark, body):
-    """Time a fixed call: two warm-up calls (compile; estimate), then ``budget_rounds``.
-
-    Once, without warm-up, under ``--benchmark-disable``. Returns the last call's result.
-    """
-    if benchmark.disabled:
-        return benchmark.pedantic(body, rounds=1, iterations=1)
-    body()
-    start = time.perf_counter()
-    body()
-    estimate = time.perf_counter() - start
-    benchmark.extra_info["estimated_s"] = estimate
-    return benchmark.pedantic(body, rounds=bl.budget_rounds(estimate), iterations=1,
-                              warmup_rounds=0)
 
 
 def _info(benchmark, impl, workload, call, **more):
@@ -113,7 +90,7 @@ def test_partial_fit(benchmark, impl):
     with bl.numba_threads(bl.N_THREADS):
         run, info = _build(impl, "build_partial_fit")
         benchmark.extra_info.update(info)
-        result = _time_call(benchmark, run)
+        result = bl.time_fixed_call(benchmark, run)
     assert result["samples_seen"] == info["n_rows"]  # every chunk was trained on
 
 
@@ -134,9 +111,9 @@ def test_predict_proba(benchmark, model, n_rows, calls, impl):
           n_rows=n_rows)
     with bl.numba_threads(bl.N_THREADS):
         predict, info = _build(impl, "build_predict", model=model, n_rows=n_rows,
-                               calls=calls, fit_rows=_smoke_rows(benchmark))
+                               calls=calls, fit_rows=bl.smoke_rows(benchmark))
         benchmark.extra_info.update(info)
-        shape, worst = _time_call(benchmark, predict)
+        shape, worst = bl.time_fixed_call(benchmark, predict)
     assert shape == (info["n_rows"], 10)
     assert worst < 1e-4
 
@@ -144,22 +121,6 @@ def test_predict_proba(benchmark, model, n_rows, calls, impl):
 # ---------------------------------------------------------------------------------------------
 # Peak memory of a fit, one fresh process per library
 # ---------------------------------------------------------------------------------------------
-_NPY = {}  # (dtype, rows) -> (X path, y path)
-
-
-def _npy(tmp_path_factory, dtype, rows):
-    """The Fashion-MNIST training set (its first ``rows`` rows) as ``.npy`` files."""
-    key = (dtype, rows)
-    if key not in _NPY:
-        X, y = bl.dataset("fashion", dtype)
-        folder = tmp_path_factory.mktemp(f"fashion-{dtype}")
-        paths = (str(folder / "X.npy"), str(folder / "y.npy"))
-        np.save(paths[0], X[:rows])
-        np.save(paths[1], np.asarray(y[:rows], dtype=np.int64))
-        _NPY[key] = paths
-    return _NPY[key]
-
-
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(_calls.MEMORY_CALLS))
 def test_fit_peak_memory(benchmark, tmp_path_factory, name, impl):
@@ -169,7 +130,7 @@ def test_fit_peak_memory(benchmark, tmp_path_factory, name, impl):
     if impl == "torch":
         bl.skip_without_torch()
     bl.dataset(call.data, call.dtype)  # skips when Fashion-MNIST is missing
-    X_path, y_path = _npy(tmp_path_factory, call.dtype, _smoke_rows(benchmark))
+    X_path, y_path = bl.fashion_npy(tmp_path_factory, call.dtype, bl.smoke_rows(benchmark))
     benchmark.group = f"calls: peak memory of {call}"
     benchmark.extra_info.update(kind="call-memory", workload=str(call), impl=impl, call="fit",
                                 threads=bl.N_THREADS, dtype=call.dtype, solver=call.solver)

@@ -25,34 +25,12 @@ best round reported. With ``--benchmark-disable`` every body runs once, the fits
 a ``predict`` row starts from) on ``FASTMLP_BENCH_SMOKE_ROWS`` rows.
 """
 
-import time
 
 import _benchlib as bl
 import _regress
 import pytest
 
 IMPLS = list(_regress.LIBRARIES)
-
-
-def _smoke_rows(benchmark):
-    """Rows the fits (and the fit behind a ``predict`` row) use under ``--benchmark-disable``
-    (None: all)."""
-    return bl.SMOKE_ROWS if benchmark.disabled and bl.SMOKE_ROWS > 0 else None
-
-
-def _time_call(benchmark, body):
-    """Time a fixed call: two warm-up calls (compile; estimate), then ``budget_rounds``
-    (as ``bench_calls._time_call``). Once, without warm-up, under ``--benchmark-disable``.
-    Returns the last call's result."""
-    if benchmark.disabled:
-        return benchmark.pedantic(body, rounds=1, iterations=1)
-    body()
-    start = time.perf_counter()
-    body()
-    estimate = time.perf_counter() - start
-    benchmark.extra_info["estimated_s"] = estimate
-    return benchmark.pedantic(body, rounds=bl.budget_rounds(estimate), iterations=1,
-                              warmup_rounds=0)
 
 
 def _build(impl, builder, **kwargs):
@@ -73,7 +51,7 @@ def test_fit(benchmark, name, impl):
     call = _regress.FIT_CALLS[name]
     if call.solver == "lbfgs" and impl == "torch":
         pytest.skip(_regress.TORCH_NO_EQUIVALENT["lbfgs"])
-    data_rows = _smoke_rows(benchmark)  # the smoke run makes only the rows it fits on
+    data_rows = bl.smoke_rows(benchmark)  # the smoke run makes only the rows it fits on
     X, y = _regress.regress_data(call.data, call.dtype, data_rows)
     benchmark.group = f"regressor: {call}"
     _info(benchmark, impl, str(call), "fit", dtype=call.dtype, solver=call.solver,
@@ -108,8 +86,8 @@ def test_predict(benchmark, case, impl):
           n_rows=n_rows)
     with bl.numba_threads(bl.N_THREADS):
         run, info = _build(impl, "build_predict", n_rows=n_rows, calls=calls,
-                           fit_rows=_smoke_rows(benchmark))
+                           fit_rows=bl.smoke_rows(benchmark))
         benchmark.extra_info.update(info)
-        shape, finite = _time_call(benchmark, run)
+        shape, finite = bl.time_fixed_call(benchmark, run)
     assert shape == (info["n_rows"], 3)
     assert finite
