@@ -1,12 +1,14 @@
 """fastmlp: fast, exact training of fully-connected classifiers, compiled with Numba.
 
 Public names: :class:`Model` (the network), :class:`History`, :class:`DivergenceError`,
-:class:`MLPClassifier` and :class:`MLPRegressor` (drop-ins for scikit-learn's) and
+:class:`MLPClassifier` and :class:`MLPRegressor` (drop-ins for scikit-learn's),
+:class:`Preprocessing` (what a model trained on a table does to its columns) and
 :data:`__version__`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
 
 try:
@@ -15,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = ["DivergenceError", "History", "MLPClassifier", "MLPRegressor", "Model",
-           "__version__"]
+           "Preprocessing", "__version__"]
 
 
 def __getattr__(name):

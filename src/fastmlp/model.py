@@ -15,6 +15,7 @@ from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._metrics import r2_score, rmse
 from fastmlp._params import bias_views, glorot_uniform, weight_views
+from fastmlp._preprocessing import Preprocessing
 from fastmlp._validation import (
     check_float,
     check_positive_int,
@@ -134,6 +135,11 @@ class Model:
         the model and saved with it; ``classes[model.predict(X)]`` gives the predictions as
         names. Labels passed to :meth:`fit` are always the indices ``0..K-1``. Default:
         ``0..K-1``. A regression model has no classes (its ``classes`` is ``None``).
+    preprocessing : Preprocessing, optional
+        Steps applied to ``X`` by every method that takes it (fill missing entries,
+        standardise), so that ``X`` stays in the data's own units; saved with the model. The
+        network itself sees the transformed columns. ``fastmlp train --data table.csv`` sets
+        it; see :class:`Preprocessing`.
 
     Attributes
     ----------
@@ -171,7 +177,7 @@ class Model:
     """
 
     def __init__(self, layer_sizes, *, output="softmax", hidden_activation="sigmoid",
-                 dtype="float32", seed=None, classes=None):
+                 dtype="float32", seed=None, classes=None, preprocessing=None):
         out_code = _output_code(output)
         sizes = _check_layer_sizes(layer_sizes, output)
         if output == "softmax":
@@ -190,6 +196,23 @@ class Model:
         self._rng = np.random.default_rng(seed)
         self._theta = glorot_uniform(sizes, hidden_activation, self._rng, self._network.dtype)
         self.history = None
+        self.preprocessing = preprocessing
+
+    @property
+    def preprocessing(self):
+        """The :class:`Preprocessing` applied to ``X`` by every method, or ``None``."""
+        return self._preprocessing
+
+    @preprocessing.setter
+    def preprocessing(self, value):
+        if value is not None:
+            if not isinstance(value, Preprocessing):
+                raise TypeError(f"preprocessing must be a fastmlp.Preprocessing or None, got "
+                                f"{type(value).__name__}")
+            if value.n_features != self.layer_sizes[0]:
+                raise ValueError(f"preprocessing is for {value.n_features} features, but the "
+                                 f"network takes {self.layer_sizes[0]}")
+        self._preprocessing = value
 
     # -- the architecture and the parameters ---------------------------------------------------
     @property
@@ -281,7 +304,7 @@ class Model:
             epoch and ``model.history`` holds the epochs so far.
         """
         net = self._network
-        X = check_X(X, net.dtype, net.layer_sizes[0])
+        X = self._inputs(X)
         Y = self._check_targets(y, X.shape[0])
         epochs = check_positive_int(epochs, "epochs")
         batch_size = min(check_positive_int(batch_size, "batch_size"), X.shape[0])
@@ -298,7 +321,7 @@ class Model:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
-            X_val = check_X(X_val, net.dtype, net.layer_sizes[0], name="validation X")
+            X_val = self._inputs(X_val, name="validation X")
             Y_val = self._check_targets(y_val, X_val.shape[0], name="validation y")
         callbacks = list(callbacks)
         for cb in callbacks:
@@ -378,7 +401,7 @@ class Model:
                 f"predict_proba gives class probabilities, which a regression model "
                 f"(output={self.output!r}) does not have: use predict for its predicted values"
             )
-        X = check_X(X, self.dtype, self.layer_sizes[0])
+        X = self._inputs(X)
         return self._network.predict_proba(self._theta, X)
 
     def predict(self, X):
@@ -391,7 +414,7 @@ class Model:
             ``(n_samples,)``. Identity and exp: the predicted values ``a^L`` in the model's
             dtype, shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``.
         """
-        X = check_X(X, self.dtype, self.layer_sizes[0])
+        X = self._inputs(X)
         out = self._network.predict_proba(self._theta, X)
         if not self.is_regression:
             return np.argmax(out, axis=1)
@@ -450,8 +473,17 @@ class Model:
         return weight_views(grad, self.layer_sizes), bias_views(grad, self.layer_sizes)
 
     def _check_data(self, X, y):
-        X = check_X(X, self.dtype, self.layer_sizes[0])
+        X = self._inputs(X)
         return X, self._check_targets(y, X.shape[0])
+
+    def _inputs(self, X, name="X"):
+        """``X`` as the network takes it: through :attr:`preprocessing`, then checked."""
+        if self._preprocessing is not None:
+            try:
+                X = self._preprocessing.transform(X, self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}: {exc}") from None
+        return check_X(X, self.dtype, self.layer_sizes[0], name=name)
 
     def _check_targets(self, y, n_samples, name="y"):
         """Target rows ``Y`` (n, K) for the kernels: one-hot from labels, or the values."""
@@ -460,16 +492,36 @@ class Model:
                                             nonnegative=self.output == "exp", name=name)
         return check_targets(y, n_samples, self.layer_sizes[-1], self.dtype, name=name)
 
+    # -- other libraries -----------------------------------------------------------------------
+    def to_sklearn(self):
+        """Return a fitted scikit-learn estimator that computes what this model computes.
+
+        A softmax model becomes an ``MLPClassifier`` (``classes_`` the model's class names),
+        an identity or exp model an ``MLPRegressor`` (``loss="squared_error"`` or
+        ``"poisson"``), with the same weights; with :attr:`preprocessing` that fills or
+        standardises, a ``Pipeline`` of ``SimpleImputer``/``StandardScaler`` ending in it.
+        Its ``predict_proba`` (or ``predict``) equals this model's to rounding, and
+        ``fastmlp export --onnx`` converts it. See docs/tables.md.
+
+        Raises
+        ------
+        ValueError
+            A setting with no scikit-learn equivalent; the message names it.
+        """
+        from fastmlp.sklearn._convert import model_to_sklearn
+
+        return model_to_sklearn(self)
+
     # -- files ---------------------------------------------------------------------------------
     def save(self, path):
         """Write the model to ``path`` as one ``.npz`` file, atomically.
 
         The file holds ``weights_<l>`` and ``biases_<l>`` arrays and a JSON ``header`` (format
         version, layer sizes, hidden and output activations, dtype, classes: ``null`` for a
-        regression model). It is written to a temporary file beside
-        ``path`` and renamed over it, so a crash leaves any old file intact. The file gets the
-        permissions a plain ``open(path, "w")`` would give it: an existing file's, else
-        ``0o666`` less the umask.
+        regression model; the :attr:`preprocessing` settings or ``null``). It is written to a
+        temporary file beside ``path`` and renamed over it, so a crash leaves any old file
+        intact. The file gets the permissions a plain ``open(path, "w")`` would give it: an
+        existing file's, else ``0o666`` less the umask.
         """
         path = os.fspath(path)
         header = {
@@ -480,6 +532,8 @@ class Model:
             "output_activation": self.output,
             "dtype": self.dtype.name,
             "classes": None if self.classes is None else self.classes.tolist(),
+            "preprocessing": (None if self.preprocessing is None
+                              else self.preprocessing.to_dict()),
         }
         arrays = {"header": np.array(json.dumps(header))}
         for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -546,8 +600,19 @@ class Model:
                              f"(output_activation {output!r}) has no classes")
         else:
             classes = None
+        preprocessing = header.get("preprocessing")
+        if preprocessing is not None:
+            try:
+                if not isinstance(preprocessing, dict):
+                    raise TypeError("not a JSON object")
+                preprocessing = Preprocessing.from_dict(preprocessing)
+                if preprocessing.n_features != sizes[0]:
+                    raise ValueError(f"{preprocessing.n_features} features for a network "
+                                     f"of {sizes[0]} inputs")
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{what}: header field 'preprocessing': {exc}") from None
         model = cls(sizes, output=output, hidden_activation=header["hidden_activation"],
-                    dtype=header["dtype"], classes=classes)
+                    dtype=header["dtype"], classes=classes, preprocessing=preprocessing)
         for i, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
             for name, view in ((f"weights_{i}", W), (f"biases_{i}", b)):
                 arr = arrays.get(name)
