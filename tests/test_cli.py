@@ -295,7 +295,14 @@ def test_predict_round_trip(kind, options, digits_model, tmp_path):
         text = out.read_text()
     else:
         text = result.stdout
-    if "--proba" in options:
+    if kind == "csv":
+        # a table in, a table out: a header, the predicted class, then proba_<class> columns
+        header, *lines = text.splitlines()
+        assert header == ",".join(['"prediction"', *(f'"proba_{c}"' for c in model.classes)])
+        rows = np.loadtxt(lines, delimiter=",", dtype=np.float32)
+        np.testing.assert_array_equal(rows[:, 0], model.predict(X_seen))
+        np.testing.assert_array_equal(rows[:, 1:], model.predict_proba(X_seen))
+    elif "--proba" in options:
         # float32 printed with 9 significant digits reads back as the same float32
         proba = np.loadtxt(text.splitlines(), delimiter=",", dtype=np.float32)
         np.testing.assert_array_equal(proba, model.predict_proba(X_seen))
@@ -338,7 +345,7 @@ def bad_files(workdir, digits_model):
     (["predict", "{dir}/digits.npz", "{dir}/one-d.npy"], "must be 2-D"),
     (["predict", "{dir}/digits.npz", "{dir}/garbage.bin"], "wrong IDX magic number"),
     (["predict", "{dir}/digits.npz", "{dir}/text.csv"], "text.csv"),
-    (["predict", "{dir}/digits.npz", "{dir}/empty.csv"], "X is empty"),
+    (["predict", "{dir}/digits.npz", "{dir}/empty.csv"], "empty.csv': Empty CSV file"),
     (["predict", "{dir}/digits.npz", "{dir}/one-d.npy", "-o", "/nonexistent-dir/p.csv"],
      "does not exist"),
     ([], "required: COMMAND"),
@@ -504,8 +511,11 @@ def test_regression_with_two_outputs_end_to_end(two_target_npz, workdir, output)
     np.savetxt(workdir / "two.csv", X_test[:5], delimiter=",", fmt="%.9g")
     result = run("predict", path, workdir / "two.csv")
     assert result.returncode == 0, result.stderr
-    # one row per sample, its two values comma-separated, read back exactly (float64: 17 digits)
-    values = np.loadtxt(result.stdout.splitlines(), delimiter=",")
+    # a CSV without a header row: its columns in order; the answer a table, one column per
+    # output, read back exactly
+    header, *lines = result.stdout.splitlines()
+    assert header == '"prediction_0","prediction_1"'
+    values = np.loadtxt(lines, delimiter=",")
     np.testing.assert_array_equal(values, model.predict(np.loadtxt(workdir / "two.csv",
                                                                    delimiter=",")))
 
@@ -605,14 +615,16 @@ def test_info_reports_versions_threads_blas_and_cache():
 
 # -- help --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command,options", [
-    ([], ["train", "evaluate", "predict", "bench", "info", "compile"]),
-    (["train"], ["--task", "--output", "--data", "--hidden", "--activation", "--optimizer",
+    ([], ["train", "evaluate", "predict", "bench", "info", "compile", "export"]),
+    (["train"], ["--task", "--output", "--data", "--target", "--test", "--test-fraction",
+                 "--drop", "--scale", "--fill", "--hidden", "--activation", "--optimizer",
                  "--epochs",
                  "--batch-size", "--learning-rate", "--momentum", "--l2",
                  "--validation-fraction", "--early-stopping", "--seed", "--dtype", "--threads",
                  "--save", "--plot", "--quiet"]),
-    (["evaluate"], ["MODEL", "--data", "--confusion", "--threads"]),
-    (["predict"], ["MODEL", "INPUT", "--proba", "--output", "--threads"]),
+    (["evaluate"], ["MODEL", "--data", "--target", "--confusion", "--threads"]),
+    (["predict"], ["MODEL", "INPUT", "--keep", "--proba", "--output", "--threads"]),
+    (["export"], ["MODEL", "--onnx"]),
     (["bench"], ["--data", "--hidden", "--epochs", "--batch-size", "--learning-rate",
                  "--dtype", "--threads"]),
     (["info"], []),
@@ -630,7 +642,7 @@ def test_help_is_complete_with_examples(command, options):
 def test_predict_help_says_labels_are_the_models_class_names():
     text = " ".join(run("predict", "--help").stdout.split())
     assert "class indices" not in text
-    assert "Labels are printed one per line as the model's class names" in text
+    assert "each line is one sample's label (the model's class names)" in text
 
 
 # -- the documentation's examples --------------------------------------------------------------

@@ -14,7 +14,8 @@ import zipfile
 
 import numpy as np
 
-from fastmlp import datasets
+from fastmlp import datasets, tables
+from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
 
 EXIT_USAGE = 2
@@ -38,7 +39,9 @@ _REGRESSION_DATA = ("diabetes",)
 _DATA_HELP = ("digits (the default for classification: scikit-learn's 8x8 digits, embedded), "
               "fashion-mnist, mnist (the folder in $MNIST_DIR), a directory of the four "
               "MNIST-format IDX files, diabetes (the default for regression: scikit-learn's "
-              "diabetes data, embedded), or an .npz with X_train, y_train, X_test, y_test")
+              "diabetes data, embedded), an .npz with X_train, y_train, X_test, y_test, or a "
+              "table (.csv, .parquet) with --target COLUMN; tables need pyarrow: pip install "
+              "'fastmlp[tables]'")
 
 _EPILOG_MAIN = """Each command has its own --help, with examples.
 
@@ -46,6 +49,8 @@ examples:
   fastmlp train --epochs 10 --save digits.npz
   fastmlp evaluate digits.npz
   fastmlp train --task regression --save diabetes.npz
+  fastmlp train --data wine.csv --target cultivar --scale standard --save wine.npz
+  fastmlp export wine.npz --onnx wine.onnx
   fastmlp train --help
 """
 
@@ -66,6 +71,14 @@ examples:
   fastmlp train --data fashion-mnist --hidden 100 30 --epochs 10 --save fashion.npz
   fastmlp train --data mydata.npz --hidden 128 64 --optimizer adam --learning-rate 0.001
   fastmlp train --validation-fraction 0.1 --early-stopping 5 --epochs 200 --plot curves.png
+  fastmlp train --data wine.csv --target cultivar --drop id --scale standard --save wine.npz
+
+A table (--data .csv or .parquet, pip install 'fastmlp[tables]') names its label column with
+--target; every other column not in --drop is a feature and must hold numbers. The test set
+is --test FILE, or a held-out --test-fraction (default 0.25, stratified for classification,
+drawn with --seed). Labels may be text: the class names are saved with the model. --scale
+standard and --fill mean learn from the training rows, and the model file keeps them and the
+feature names, so `fastmlp predict` and `evaluate` apply the same steps to raw tables.
 """
 
 _EPILOG_EVALUATE = """The model is evaluated on the test part of --data, with the labels numbered as
@@ -77,22 +90,35 @@ examples:
   fastmlp evaluate digits.npz
   fastmlp evaluate diabetes.npz
   fastmlp evaluate fashion.npz --data fashion-mnist --confusion confusion.png
+  fastmlp evaluate wine.npz --data wine-new.parquet --target cultivar
+
+A table (--data .csv or .parquet) is evaluated whole, its label column named by --target;
+its feature columns are found by the names the model was trained with, in any order.
 """
 
-_EPILOG_PREDICT = """INPUT is a .npy file (a 2-D array, used as is), a .csv file (numbers
-separated by commas, one sample per row, an optional header row; used as is) or any other
-file read as IDX (optionally gzip-compressed): IDX images of shape (n, rows, cols) are
-flattened, and uint8 ones scaled by 1/255 like the data loaders do. Labels are printed one
-per line as the model's class names, saved with it: the labels of the data `fastmlp train`
-trained it on (neg and pos, for instance), or 0..K-1 for a Model saved without classes=;
---proba prints K comma-separated probabilities per line, in the order of the class names.
-A regression model prints its predicted values, one row per line, comma-separated when it
-has several outputs.
+_EPILOG_PREDICT = """INPUT is a table (.csv or .parquet, read with pyarrow: pip install
+'fastmlp[tables]'), a .npy file (a 2-D array, used as is) or any other file read as IDX
+(optionally gzip-compressed): IDX images of shape (n, rows, cols) are flattened, and uint8
+ones scaled by 1/255 like the data loaders do.
+
+A table's feature columns are found by the names the model was trained with (any order;
+other columns are ignored); a model trained without names takes every column but --keep,
+in order, as does a CSV whose first row is numbers (no header). The model's own
+preprocessing (--fill, --scale of `fastmlp train`) is applied. The answer is a table, as CSV
+on standard output or in -o OUT.csv / OUT.parquet: the --keep columns, then "prediction"
+(the class name; a regression model's value, or prediction_0, prediction_1, ... for several
+outputs), then with --proba one "proba_<class>" column per class.
+
+For a .npy or IDX INPUT written to standard output or a .csv, each line is one sample's
+label (the model's class names), or with --proba its K comma-separated probabilities in the
+order of the class names, or a regression model's values; -o OUT.parquet writes the table
+form instead.
 
 examples:
+  fastmlp predict wine.npz new-wines.csv --keep id -o predictions.parquet
   fastmlp predict digits.npz samples.npy
   fastmlp predict fashion.npz /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-  fastmlp predict digits.npz samples.csv --proba -o proba.csv
+  fastmlp predict digits.npz samples.npy --proba -o proba.csv
 """
 
 _EPILOG_BENCH = """Each implementation trains the same architecture (sigmoid hidden
@@ -121,6 +147,17 @@ share the kernels. Put it in a Dockerfile or a CI set-up after the install.
 examples:
   fastmlp compile
   FASTMLP_CACHE_DIR=/opt/fastmlp-cache fastmlp compile --processes 2
+"""
+
+
+_EPILOG_EXPORT = """The ONNX file takes float32 rows of the raw features as input "X" (NaN for a
+missing value where the model fills them) and gives "label" (the class names) and
+"probabilities" (n x K, in the order of the class names), or "variable" for a regression
+model. It runs in onnxruntime, or any ONNX runtime, without fastmlp or Python.
+Needs skl2onnx: pip install 'fastmlp[onnx]'.
+
+examples:
+  fastmlp export wine.npz --onnx wine.onnx
 """
 
 
@@ -237,6 +274,134 @@ def load_data(spec, task="classification"):
         raise UserError(f"--data {spec!r}: {exc}") from None
     raise UserError(f"--data {spec!r}: not 'digits', 'fashion-mnist', 'mnist', a directory of "
                     "IDX files, 'diabetes', or an .npz file")
+
+
+# -- tables ------------------------------------------------------------------------------------
+def _read_table(path, option):
+    """``tables.read_table``, its errors as one line naming the option."""
+    try:
+        return tables.read_table(path)
+    except tables.MissingExtraError as exc:
+        raise UserError(f"{option} {path!r} is a table: {exc}") from None
+    except OSError as exc:
+        raise UserError(_os_error_text(exc)) from None
+    except ValueError as exc:
+        raise UserError(f"{option} {exc}") from None
+
+
+def _table_part(table, names, target, path, option):
+    """Feature rows and the target column of a table, checked."""
+    try:
+        X = tables.features(table, names)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{option} {path!r}: {exc.args[0]}") from None
+    return X, _table_target(table, target, path, option)
+
+
+def _table_target(table, target, path, option):
+    try:
+        y = tables.column(table, target)
+    except KeyError as exc:
+        raise UserError(f"{option} {path!r}: {exc.args[0]} (--target names the label "
+                        "column)") from None
+    missing = table.column(target).null_count
+    if missing:
+        raise UserError(f"{option} {path!r}: the target column {target!r} has {missing} "
+                        "missing values; remove those rows")
+    return y
+
+
+def _check_model_inputs(model, X, what):
+    """Fail in one line when ``model``'s preprocessing cannot take ``X`` (missing values)."""
+    if model.preprocessing is not None:
+        try:
+            model.preprocessing.transform(X)
+        except ValueError as exc:
+            raise UserError(f"{what}: {exc}") from None
+
+
+def load_table_data(args, task):
+    """``(X_train, y_train, X_test, y_test, feature_names)`` of ``--data TABLE --target COL``.
+
+    The test set is ``--test FILE``, or ``--test-fraction`` of the rows (default 0.25), drawn
+    with ``--seed`` and stratified by class for classification.
+    """
+    if args.target is None:
+        raise UserError(f"--data {args.data!r} is a table: name its label column with "
+                        "--target COLUMN")
+    if args.test is not None and args.test_fraction is not None:
+        raise UserError("give --test FILE or --test-fraction F, not both")
+    table = _read_table(args.data, "--data")
+    try:
+        names, X, y = tables.split_features(table, args.target, args.drop)
+    except KeyError as exc:
+        raise UserError(f"--data {args.data!r}: {exc.args[0]}") from None
+    except TypeError as exc:
+        raise UserError(f"--data {args.data!r}: {exc}; --drop COLUMN leaves a column "
+                        "out") from None
+    except ValueError as exc:
+        raise UserError(f"--data {args.data!r}: {exc}") from None
+    if args.test is not None:
+        X_test, y_test = _table_part(_read_table(args.test, "--test"), names, args.target,
+                                     args.test, "--test")
+        return X, y, X_test, y_test, names
+    from sklearn.model_selection import train_test_split
+
+    fraction = 0.25 if args.test_fraction is None else args.test_fraction
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=fraction, random_state=args.seed,
+            stratify=y if task == "classification" else None)
+    except ValueError as exc:  # a class too small to stratify, a fraction leaving no rows
+        raise UserError(f"--test-fraction {fraction:g} of the {len(y)} rows of "
+                        f"{args.data!r}: {exc}") from None
+    return X_train, y_train, X_test, y_test, names
+
+
+def _fit_preprocessing(args, X_train, X_others, feature_names, data_name):
+    """Return the train command's :class:`Preprocessing`, or None when nothing is to do."""
+    if feature_names is None and args.scale is None and args.fill is None:
+        return None
+    try:
+        prep = Preprocessing.fit(X_train, feature_names, fill=args.fill, scale=args.scale)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--data {data_name!r}: {exc}") from None
+    for what, X in X_others:  # fail now, not after training
+        try:
+            prep.transform(X)
+        except ValueError as exc:
+            raise UserError(f"{what}: {exc}") from None
+    return prep
+
+
+def _steps_text(preprocessing):
+    """``"missing values filled with the training means, standardised"``, or ``""``."""
+    if preprocessing is None:
+        return ""
+    steps = [text for text, on in (("missing values filled with the training means",
+                                    preprocessing.fill is not None),
+                                   ("standardised", preprocessing.mean is not None)) if on]
+    return ", ".join(steps)
+
+
+def _table_features_for(model, table, exclude, path, option):
+    """Return a table's feature rows for ``model``: by the names it was trained with.
+
+    A model trained without names, or a CSV without a header (columns ``f0, f1, ...``), takes
+    every column not in ``exclude``, in the table's order.
+    """
+    names = None if model.preprocessing is None else model.preprocessing.feature_names
+    headerless = table.column_names == [f"f{j}" for j in range(table.num_columns)]
+    if names is None or (headerless and not set(names) <= set(table.column_names)):
+        names = [name for name in table.column_names if name not in exclude]
+    try:
+        X = tables.features(table, names)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{option} {path!r}: {exc.args[0]}") from None
+    if X.shape[1] != model.layer_sizes[0]:
+        raise UserError(f"{option} {path!r} has {X.shape[1]} feature columns, but the model "
+                        f"takes {model.layer_sizes[0]}")
+    return X
 
 
 def _labels(y_train, y_test):
@@ -430,7 +595,17 @@ def cmd_train(args, out=None):
     plotting = _require_plotting("--plot", args.plot)
     data_name = args.data or DEFAULT_DATA[args.task]
     optimizer = args.optimizer or DEFAULT_OPTIMIZER[args.task]
-    X_train, y_train, X_test, y_test = load_data(data_name, args.task)
+    feature_names = None
+    if tables.table_format(data_name):
+        X_train, y_train, X_test, y_test, feature_names = load_table_data(args, args.task)
+    else:
+        for option, value in (("--target", args.target), ("--test", args.test),
+                              ("--test-fraction", args.test_fraction),
+                              ("--drop", args.drop or None)):
+            if value is not None:
+                raise UserError(f"{option} is for tables (--data FILE.csv or .parquet); "
+                                f"--data {data_name!r} is not one")
+        X_train, y_train, X_test, y_test = load_data(data_name, args.task)
     if regression:
         y_train, y_test, n_outputs = _regression_targets(y_train, y_test, data_name)
         output = args.output or "identity"
@@ -449,23 +624,28 @@ def cmd_train(args, out=None):
         X_val, y_val = X_test, y_test
         val_name = "test"
         val_what = "the test set"
+    preprocessing = _fit_preprocessing(args, X_train, [("the test set", X_test),
+                                                       ("the validation set", X_val)],
+                                       feature_names, data_name)
     if regression:
         sizes = [X_train.shape[1], *args.hidden, n_outputs]
         learning_rate = args.learning_rate or REGRESSION_LEARNING_RATE[optimizer]
         model = Model(sizes, output=output, hidden_activation=args.activation, dtype=args.dtype,
-                      seed=args.seed)
+                      seed=args.seed, preprocessing=preprocessing)
         kind = f"regression ({output} output), "
     else:
         sizes = [X_train.shape[1], *args.hidden, len(classes)]
         learning_rate = args.learning_rate or DEFAULT_LEARNING_RATE[optimizer]
         model = Model(sizes, hidden_activation=args.activation, dtype=args.dtype,
-                      seed=args.seed, classes=classes)
+                      seed=args.seed, classes=classes, preprocessing=preprocessing)
         kind = ""
     if not args.quiet:
         print(f"fastmlp: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"{kind}layers {sizes}, {args.activation}, {optimizer} (learning rate "
               f"{learning_rate:g}), batch {args.batch_size}, {args.dtype}; "
               f"validation: {val_what}", file=out)
+        if _steps_text(preprocessing):
+            print(f"features: {_steps_text(preprocessing)} (saved with the model)", file=out)
     progress = not args.quiet and sys.stderr.isatty()
     callbacks = [] if args.quiet else [_EpochPrinter(X_train.shape[0], val_name, out, progress,
                                                      regression=regression)]
@@ -535,6 +715,10 @@ def cmd_train(args, out=None):
 # -- evaluate ----------------------------------------------------------------------------------
 def _class_indices(labels, classes, data_name):
     """Map the data's labels to the model's output indices by the model's class names."""
+    labels = np.asarray(labels)
+    if (classes.dtype.kind == "U") != (labels.dtype.kind == "U"):
+        # a table's labels "1", "2" read as text from one file and as numbers from another
+        classes, labels = classes.astype(str), labels.astype(str)
     order = np.argsort(classes, kind="stable")
     sorted_classes = classes[order]
     try:
@@ -589,7 +773,19 @@ def cmd_evaluate(args, out=None):
         raise UserError(f"--confusion is for classifiers: {args.model!r} is a regression model "
                         f"({model.output} output)")
     data_name = args.data or DEFAULT_DATA[task]
-    _, _, X_test, y_test = load_data(data_name, task)
+    if tables.table_format(data_name):
+        if args.target is None:
+            raise UserError(f"--data {data_name!r} is a table: name its label column with "
+                            "--target COLUMN")
+        table = _read_table(data_name, "--data")
+        y_test = _table_target(table, args.target, data_name, "--data")
+        X_test = _table_features_for(model, table, {args.target}, data_name, "--data")
+    else:
+        if args.target is not None:
+            raise UserError(f"--target is for tables (--data FILE.csv or .parquet); --data "
+                            f"{data_name!r} is not one")
+        _, _, X_test, y_test = load_data(data_name, task)
+    _check_model_inputs(model, X_test, f"--data {data_name!r}")
     n_inputs, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
     if X_test.shape[1] != n_inputs:
         raise UserError(f"the model takes {n_inputs} features but --data {data_name!r} has "
@@ -628,19 +824,6 @@ def cmd_evaluate(args, out=None):
 
 
 # -- predict -----------------------------------------------------------------------------------
-def _read_csv(path):
-    with open(path) as f:
-        first = f.readline()
-    try:
-        [float(field) for field in first.split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header row
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an empty file: check_X says so, in one line
-        return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, dtype=np.float64)
-
-
 def _read_npy(name):
     """``np.load(name, allow_pickle=False)`` of a ``.npy`` file, whatever the file holds.
 
@@ -671,7 +854,7 @@ def _read_npy(name):
 
 
 def read_samples(path):
-    """Read the samples to predict from a .npy, .csv or IDX file.
+    """Read the samples to predict from a .npy or IDX file (tables: :func:`_read_table`).
 
     Raises
     ------
@@ -682,8 +865,6 @@ def read_samples(path):
     try:
         if name.endswith(".npy"):
             X = _read_npy(name)
-        elif name.endswith(".csv"):
-            X = _read_csv(name)
         else:
             X = datasets.load_idx(name)
             if X.ndim == 3:
@@ -703,6 +884,37 @@ def _write_rows(rows, fmt, out):
         out.write(",".join(fmt % v for v in np.atleast_1d(row)) + "\n")
 
 
+def _prediction_columns(model, X, keep, proba_too):
+    """Return the predict answer as named columns: the kept ones, then the predictions."""
+    columns = dict(keep)
+    if model.is_regression:
+        values = model.predict(X)
+        if values.ndim == 1:
+            columns["prediction"] = values
+        else:
+            columns.update({f"prediction_{j}": values[:, j] for j in range(values.shape[1])})
+        return columns
+    proba = model.predict_proba(X)
+    columns["prediction"] = model.classes[np.argmax(proba, axis=1)]
+    if proba_too:
+        columns.update({f"proba_{c}": proba[:, k] for k, c in enumerate(model.classes)})
+    return columns
+
+
+def _prediction_rows(model, X, proba_too):
+    """Return the bare-rows answer (a .npy or IDX input): a line per sample, its format."""
+    if model.is_regression:
+        # one row per sample, its outputs comma-separated; enough digits to read back exactly
+        values = model.predict(X)
+        return values, ("%.9g" if values.dtype == np.float32 else "%.17g")
+    proba = model.predict_proba(X)
+    if proba_too:
+        # Enough digits that the numbers read back equal the model's.
+        return proba, ("%.9g" if proba.dtype == np.float32 else "%.17g")
+    # the model's class names (saved with it by `fastmlp train`), as the data spelled them
+    return model.classes[np.argmax(proba, axis=1)], "%s"
+
+
 def cmd_predict(args, out=None):
     """Print (or write) predicted labels, probabilities or values for the samples in INPUT."""
     out = sys.stdout if out is None else out
@@ -712,33 +924,81 @@ def cmd_predict(args, out=None):
     if model.is_regression and args.proba:
         raise UserError(f"--proba is for classifiers: {args.model!r} is a regression model "
                         f"({model.output} output), which predicts values; leave out --proba")
-    X = read_samples(args.input)
+    table_in = tables.table_format(args.input) is not None
+    if table_in:
+        table = _read_table(args.input, "INPUT")
+        keep = {}
+        for name in args.keep:
+            try:
+                keep[name] = tables.column(table, name)
+            except KeyError as exc:
+                raise UserError(f"--keep: {args.input!r}: {exc.args[0]}") from None
+        clash = [name for name in keep if name == "prediction" or name.startswith(
+            ("prediction_", "proba_"))]
+        if clash:
+            raise UserError(f"--keep {clash[0]!r}: the answer's own columns are named "
+                            "prediction and proba_<class>; keep another column")
+        X = _table_features_for(model, table, set(args.keep), args.input, "INPUT")
+    else:
+        if args.keep:
+            raise UserError(f"--keep copies columns of a table (.csv, .parquet); "
+                            f"{args.input!r} is not one")
+        X = read_samples(args.input)
+    as_table = table_in or (args.output is not None
+                            and tables.table_format(args.output) == "parquet")
+    _check_model_inputs(model, X, repr(args.input))
     try:
         with thread_limits(args.threads):
-            if model.is_regression:
-                values = model.predict(X)
+            if as_table:
+                columns = _prediction_columns(model, X, keep if table_in else {}, args.proba)
             else:
-                proba = model.predict_proba(X)
+                rows, fmt = _prediction_rows(model, X, args.proba)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{args.input!r}: {exc}") from None
-    if model.is_regression:
-        # one row per sample, its outputs comma-separated; enough digits to read back exactly
-        rows, fmt = values, ("%.9g" if values.dtype == np.float32 else "%.17g")
-    elif args.proba:
-        # Enough digits that the numbers read back equal the model's.
-        rows, fmt = proba, ("%.9g" if proba.dtype == np.float32 else "%.17g")
-    else:
-        # the model's class names (saved with it by `fastmlp train`), as the data spelled them
-        rows, fmt = model.classes[np.argmax(proba, axis=1)], "%s"
-    if args.output is None:
-        _write_rows(rows, fmt, out)
-        return 0
     try:
-        with open(args.output, "w") as f:
-            _write_rows(rows, fmt, f)
+        if as_table:
+            n = X.shape[0]
+            tables.write_table(columns, args.output, out)
+        elif args.output is None:
+            _write_rows(rows, fmt, out)
+            return 0
+        else:
+            n = len(rows)
+            with open(args.output, "w") as f:
+                _write_rows(rows, fmt, f)
+    except tables.MissingExtraError as exc:
+        raise UserError(f"-o {args.output!r}: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot write -o {args.output!r}: {_os_error_text(exc)}") from None
-    print(f"{len(rows)} predictions written to {args.output}", file=sys.stderr)
+    if args.output is not None:
+        print(f"{n} predictions written to {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- export ------------------------------------------------------------------------------------
+def cmd_export(args, out=None):
+    """Write a saved model as an ONNX file (through scikit-learn's estimator and skl2onnx)."""
+    out = sys.stdout if out is None else out
+    _check_output_path(args.onnx, "--onnx")
+    model = _load_model(args.model)
+    from fastmlp import export
+
+    try:
+        graph = export.to_onnx(model)
+    except export.MissingExtraError as exc:
+        raise UserError(f"--onnx: {exc}") from None
+    except ValueError as exc:  # a setting scikit-learn's estimators do not have
+        raise UserError(f"{args.model!r}: {exc}") from None
+    try:
+        with open(args.onnx, "wb") as f:
+            f.write(graph.SerializeToString())
+    except OSError as exc:
+        raise UserError(f"cannot write --onnx {args.onnx!r}: {_os_error_text(exc)}") from None
+    outputs = ", ".join(o.name for o in graph.graph.output)
+    steps = _steps_text(model.preprocessing)
+    steps = f"; the graph has the model's steps: {steps}" if steps else ""
+    print(f"wrote {args.onnx}: input X (float32, {model.layer_sizes[0]} features), outputs "
+          f"{outputs}, opset {graph.opset_import[0].version}{steps}", file=out)
     return 0
 
 
@@ -1035,6 +1295,22 @@ def build_parser():
                             "or exp (half Poisson deviance, for counts; targets >= 0) "
                             "(default: identity)")
     train.add_argument("--data", default=None, help=_DATA_HELP)
+    train.add_argument("--target", metavar="COLUMN",
+                       help="a table's label column (classification: text or integers; "
+                            "regression: numbers)")
+    train.add_argument("--test", metavar="FILE",
+                       help="a table to test on (same columns); default: --test-fraction")
+    train.add_argument("--test-fraction", type=_fraction, default=None, metavar="F",
+                       help="hold out this fraction of a table's rows as the test set, "
+                            "stratified by class, drawn with --seed (default: 0.25)")
+    train.add_argument("--drop", nargs="+", default=[], metavar="COLUMN",
+                       help="table columns that are not features (an id, for instance)")
+    train.add_argument("--scale", choices=["standard"], default=None,
+                       help="standard: subtract each feature's training mean and divide by "
+                            "its standard deviation; saved with the model (default: none)")
+    train.add_argument("--fill", choices=["mean"], default=None,
+                       help="mean: a missing value becomes its column's training mean; saved "
+                            "with the model (default: missing values are an error)")
     train.add_argument("--hidden", type=_positive_int, nargs="*", default=[32], metavar="N",
                        help="hidden layer sizes, e.g. --hidden 100 30 (default: 32; none "
                             "for no hidden layer)")
@@ -1082,6 +1358,8 @@ def build_parser():
     )
     evaluate.add_argument("model", metavar="MODEL", help="a model file written by --save")
     evaluate.add_argument("--data", default=None, help=_DATA_HELP)
+    evaluate.add_argument("--target", metavar="COLUMN",
+                          help="the label column of a table given as --data")
     evaluate.add_argument("--confusion", metavar="PATH.png",
                           help="write the confusion matrix as a picture; needs matplotlib")
     _add_threads(evaluate)
@@ -1094,11 +1372,16 @@ def build_parser():
                     "regression model: its predicted values).",
     )
     predict.add_argument("model", metavar="MODEL", help="a model file written by --save")
-    predict.add_argument("input", metavar="INPUT", help="samples: .npy, .csv or IDX file")
+    predict.add_argument("input", metavar="INPUT",
+                         help="samples: a table (.csv, .parquet), .npy or IDX file")
+    predict.add_argument("--keep", nargs="+", default=[], metavar="COLUMN",
+                         help="table columns to copy to the output beside the predictions "
+                              "(an id, for instance)")
     predict.add_argument("--proba", action="store_true",
                          help="print class probabilities instead of labels (classifiers only)")
-    predict.add_argument("-o", "--output", metavar="OUT.csv",
-                         help="write to this file (default: standard output)")
+    predict.add_argument("-o", "--output", metavar="OUT",
+                         help="write to this file: .csv, or .parquet for a Parquet table "
+                              "(default: standard output)")
     _add_threads(predict)
     predict.set_defaults(func=cmd_predict)
 
@@ -1142,8 +1425,18 @@ def build_parser():
     compile_.add_argument("--processes", type=_positive_int, default=None, metavar="N",
                           help="worker processes (default: the CPU count, at most 4)")
     compile_.set_defaults(func=cmd_compile)
+    export = sub.add_parser(
+        "export", help="write a saved model as an ONNX file, to serve without fastmlp",
+        formatter_class=raw, epilog=_EPILOG_EXPORT,
+        description="Convert a saved model to ONNX (through scikit-learn's MLPClassifier or\n"
+                    "MLPRegressor and skl2onnx), with its fill and standardisation steps.",
+    )
+    export.add_argument("model", metavar="MODEL", help="a model file written by --save")
+    export.add_argument("--onnx", metavar="PATH.onnx", required=True,
+                        help="the ONNX file to write")
+    export.set_defaults(func=cmd_export)
     parser.commands = {"train": train, "evaluate": evaluate, "predict": predict, "bench": bench,
-                       "info": info, "compile": compile_}
+                       "info": info, "compile": compile_, "export": export}
     return parser
 
 
