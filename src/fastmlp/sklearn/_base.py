@@ -629,6 +629,67 @@ class BaseMultilayerPerceptron(BaseEstimator):
             rollback.restore()
             raise
 
+    def to_sklearn(self):
+        """Return this fitted estimator as scikit-learn's own, for where fastmlp is not installed.
+
+        The result is :class:`sklearn.neural_network.MLPClassifier` (or ``MLPRegressor``) with
+        copies of the parameters and of every fitted attribute (``coefs_``, ``intercepts_``,
+        ``loss_curve_``, ``classes_``, ...) and, after 'sgd' or 'adam', scikit-learn's
+        optimizer holding this one's state: it predicts the same to rounding, and its
+        ``partial_fit`` goes on as this estimator's would.
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier or sklearn.neural_network.MLPRegressor
+            A fitted scikit-learn estimator, independent of this one.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            This estimator is not fitted.
+
+        See Also
+        --------
+        from_sklearn : The other way.
+        """
+        # imported here: _convert imports the estimators, which import this module
+        from fastmlp.sklearn._convert import to_sklearn
+
+        return to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """Return a fitted estimator of this class made from scikit-learn's fitted one.
+
+        The parameters, every fitted attribute and the SGD or Adam optimizer state are copied,
+        so the result predicts what ``estimator`` predicts, to rounding, and its
+        ``partial_fit`` goes on as scikit-learn's would.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            A fitted estimator of the scikit-learn class this one reproduces.
+
+        Returns
+        -------
+        estimator : object
+            A fitted fastmlp estimator, independent of ``estimator``.
+
+        Raises
+        ------
+        TypeError
+            ``estimator`` is not of the scikit-learn class this one reproduces.
+        sklearn.exceptions.NotFittedError
+            ``estimator`` is not fitted.
+
+        See Also
+        --------
+        to_sklearn : The other way.
+        """
+        from fastmlp.sklearn._convert import from_sklearn
+
+        return from_sklearn(cls, estimator)
+
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
