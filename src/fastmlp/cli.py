@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from fastmlp import datasets, tables
+from fastmlp._outofcore import RowBlocks, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
 
@@ -39,7 +40,9 @@ _REGRESSION_DATA = ("diabetes",)
 _DATA_HELP = ("digits (the default for classification: scikit-learn's 8x8 digits, embedded), "
               "fashion-mnist, mnist (the folder in $MNIST_DIR), a directory of the four "
               "MNIST-format IDX files, diabetes (the default for regression: scikit-learn's "
-              "diabetes data, embedded), an .npz with X_train, y_train, X_test, y_test, or a "
+              "diabetes data, embedded), an .npz with X_train, y_train, X_test, y_test (or, read "
+              "one block at a time, a .zarr group or a folder of .npy files of those names), "
+              "or a "
               "table (.csv, .parquet) with --target COLUMN; tables need pyarrow: pip install "
               "'fastmlp[tables]'")
 
@@ -244,7 +247,9 @@ def load_data(spec, task="classification"):
         Unknown value, missing or malformed files, or a data set of the other task: class
         labels for ``task="regression"``, real-valued targets (diabetes) for classification.
     """
-    if task == "regression" and (spec in _CLASSIFICATION_DATA or os.path.isdir(spec)):
+    out_of_core = spec.rstrip("/").endswith(".zarr") or datasets.is_npy_folder(spec)
+    if task == "regression" and (spec in _CLASSIFICATION_DATA
+                                 or (os.path.isdir(spec) and not out_of_core)):
         raise UserError(f"--data {spec!r} is a classification data set (class labels); a "
                         "regression model needs real-valued targets: --data diabetes or an "
                         ".npz file")
@@ -264,6 +269,8 @@ def load_data(spec, task="classification"):
                 raise UserError("--data mnist needs MNIST_DIR set to a folder with the four "
                                 "MNIST IDX files (or pass the folder itself as --data DIR)")
             return datasets.load_mnist(path)
+        if out_of_core:
+            return datasets.load_out_of_core(spec)
         if os.path.isdir(spec):
             return datasets.load_mnist(spec)
         if spec.endswith(".npz"):
@@ -606,6 +613,14 @@ def cmd_train(args, out=None):
                 raise UserError(f"{option} is for tables (--data FILE.csv or .parquet); "
                                 f"--data {data_name!r} is not one")
         X_train, y_train, X_test, y_test = load_data(data_name, args.task)
+    out_of_core = is_out_of_core(X_train)
+    if out_of_core:
+        for option, value in (("--validation-fraction", args.validation_fraction),
+                              ("--scale", args.scale), ("--fill", args.fill)):
+            if value is not None:
+                raise UserError(f"{option} needs the training set in memory; --data "
+                                f"{data_name!r} is read one block at a time (scale the data "
+                                "when writing it; the test set validates each epoch)")
     if regression:
         y_train, y_test, n_outputs = _regression_targets(y_train, y_test, data_name)
         output = args.output or "identity"
@@ -644,6 +659,11 @@ def cmd_train(args, out=None):
               f"{kind}layers {sizes}, {args.activation}, {optimizer} (learning rate "
               f"{learning_rate:g}), batch {args.batch_size}, {args.dtype}; "
               f"validation: {val_what}", file=out)
+        if out_of_core:
+            blocks = RowBlocks(X_train)
+            print(f"out of core: X_train is read in {len(blocks)} blocks of up to "
+                  f"{max(b - a for a, b in blocks.bounds)} rows, the next while one trains",
+                  file=out)
         if _steps_text(preprocessing):
             print(f"features: {_steps_text(preprocessing)} (saved with the model)", file=out)
     progress = not args.quiet and sys.stderr.isatty()

@@ -622,7 +622,7 @@ def load_npz(path):
         an ``.npz`` archive or a corrupt or truncated one.
     """
     name = os.fspath(path)
-    keys = ("X_train", "y_train", "X_test", "y_test")
+    keys = SPLIT_KEYS
     files, arrays = _read_npz(name, keys)
     missing = [k for k in keys if k not in files]
     if missing:
@@ -630,12 +630,21 @@ def load_npz(path):
             f"{name!r}: missing array(s) {', '.join(missing)}; the file must contain "
             f"{', '.join(keys)} (found: {', '.join(files) or 'none'})"
         )
+    return _checked_split(name, arrays, in_memory=True)
+
+
+def _checked_split(name, arrays, in_memory):
+    """``(X_train, y_train, X_test, y_test)`` of a user's split, its shapes and dtypes checked.
+
+    ``in_memory``: X as C-contiguous float32; otherwise X is left as it is (read in blocks
+    by training) and only its shape and dtype are checked. y is always read into memory.
+    """
     out = []
     for split in ("train", "test"):
-        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
-        if X.ndim != 2:
+        X, y = arrays[f"X_{split}"], np.asarray(arrays[f"y_{split}"][...])
+        if len(X.shape) != 2:
             raise ValueError(f"{name!r}: X_{split} must be 2-D, got shape {X.shape}")
-        if X.dtype.kind not in "biuf":
+        if np.dtype(X.dtype).kind not in "biuf":
             raise ValueError(f"{name!r}: X_{split} must be numeric, got dtype {X.dtype}")
         if y.ndim not in (1, 2):
             raise ValueError(f"{name!r}: y_{split} must be 1-D (labels, or one target per row) "
@@ -646,7 +655,7 @@ def load_npz(path):
             )
         if y.dtype.kind in "iu":
             y = y.astype(np.int64)
-        out += [np.ascontiguousarray(X, dtype=np.float32), y]
+        out += [np.ascontiguousarray(X, dtype=np.float32) if in_memory else X, y]
     if out[0].shape[1] != out[2].shape[1]:
         raise ValueError(
             f"{name!r}: X_train has {out[0].shape[1]} features but X_test has {out[2].shape[1]}"
@@ -655,3 +664,63 @@ def load_npz(path):
         raise ValueError(f"{name!r}: y_train has shape {out[1].shape} but y_test "
                          f"{out[3].shape}: they must differ in their rows only")
     return tuple(out)
+
+
+#: The arrays of a user's own split, in an .npz, a zarr group or a folder of .npy files.
+SPLIT_KEYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def load_out_of_core(path):
+    """Open a user's split whose X arrays stay on disk, to be trained on one block at a time.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A zarr store (a folder ending in ``.zarr``: a group with the arrays ``X_train``,
+        ``y_train``, ``X_test``, ``y_test``; needs zarr, ``pip install "fastmlp[dask]"``),
+        or a folder holding ``X_train.npy``, ``y_train.npy``, ``X_test.npy`` and
+        ``y_test.npy`` (the X files are opened as read-only ``numpy.memmap``).
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test
+        The X arrays as zarr arrays or memmaps (nothing read yet), the y arrays in memory, as
+        :func:`load_npz` gives them.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file or store.
+    ValueError
+        Missing arrays (named), or shapes and dtypes as :func:`load_npz` checks them.
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(2, "No such file or directory", name)
+    if name.rstrip("/").endswith(".zarr"):
+        try:
+            import zarr
+        except ImportError:
+            raise ValueError(f"{name!r} is a zarr store: reading it needs zarr, pip install "
+                             "'fastmlp[dask]'") from None
+        try:
+            group = zarr.open_group(name, mode="r")
+        except Exception as exc:  # noqa: BLE001 - zarr raises several types for a bad store
+            raise ValueError(f"{name!r}: not a zarr group ({type(exc).__name__}: {exc})") from None
+        found = set(group.array_keys())
+        arrays = {key: group[key] for key in SPLIT_KEYS if key in found}
+    else:
+        found = {f[:-4] for f in os.listdir(name) if f.endswith(".npy")}
+        arrays = {key: np.load(os.path.join(name, key + ".npy"), allow_pickle=False,
+                               mmap_mode="r" if key.startswith("X") else None)
+                  for key in SPLIT_KEYS if key in found}
+    missing = [key for key in SPLIT_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"{name!r}: missing array(s) {', '.join(missing)}; it must hold "
+                         f"{', '.join(SPLIT_KEYS)} (found: {', '.join(sorted(found)) or 'none'})")
+    return _checked_split(name, arrays, in_memory=False)
+
+
+def is_npy_folder(path):
+    """Whether ``path`` is a folder of the split's ``.npy`` files (not IDX files)."""
+    return os.path.isdir(path) and os.path.exists(os.path.join(path, "X_train.npy"))

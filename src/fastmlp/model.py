@@ -14,6 +14,7 @@ from fastmlp import _config
 from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._metrics import r2_score, rmse
+from fastmlp._outofcore import RowBlocks, is_out_of_core, stream_epoch
 from fastmlp._params import bias_views, glorot_uniform, weight_views
 from fastmlp._preprocessing import Preprocessing
 from fastmlp._validation import (
@@ -249,12 +250,16 @@ class Model:
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, y, *, epochs, batch_size, learning_rate, momentum=0.0, l2=0.0,
             optimizer="sgd", nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-            validation_data=None, shuffle=True, progress=None, callbacks=()):
+            validation_data=None, shuffle=True, progress=None, callbacks=(), block_rows=None):
         """Train by mini-batch gradient descent; returns the :class:`History`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            In memory, or out of core: a ``numpy.memmap``, a zarr or a dask array is read one
+            block of rows at a time (the next block while one trains), in a shuffled block
+            order and a shuffled row order within each block; batches do not cross blocks.
+            Memory then holds about two blocks. ``y`` is read whole.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Softmax: integer labels ``0..K-1``, or target rows (one-hot or soft) each summing
             to 1. Identity and exp: the real-valued targets, finite, ``>= 0`` for exp; 1-D
@@ -287,6 +292,9 @@ class Model:
             validation data, ``val_loss`` and ``val_accuracy``; for a regression model
             ``loss``, ``seconds`` and, with validation data, ``val_loss``, ``val_rmse`` and
             ``val_r2``.
+        block_rows : int, optional
+            Rows per block of an out-of-core ``X``. Default: its own row chunks (zarr, dask),
+            else 64 MiB of rows (``FASTMLP_BLOCK_BYTES``).
 
         Returns
         -------
@@ -304,10 +312,19 @@ class Model:
             epoch and ``model.history`` holds the epochs so far.
         """
         net = self._network
-        X = self._inputs(X)
-        Y = self._check_targets(y, X.shape[0])
+        blocks = None
+        if is_out_of_core(X):
+            blocks = RowBlocks(X, block_rows)
+            n = blocks.shape[0]
+            if self.preprocessing is None and blocks.shape[1] != net.layer_sizes[0]:
+                raise ValueError(f"X has {blocks.shape[1]} features, but the model expects "
+                                 f"{net.layer_sizes[0]}")
+        else:
+            X = self._inputs(X)
+            n = X.shape[0]
+        Y = self._check_targets(y, n)
         epochs = check_positive_int(epochs, "epochs")
-        batch_size = min(check_positive_int(batch_size, "batch_size"), X.shape[0])
+        batch_size = min(check_positive_int(batch_size, "batch_size"), n)
         learning_rate = check_float(learning_rate, "learning_rate", low=0, low_inclusive=False)
         momentum = check_float(momentum, "momentum", low=0, high=1, high_inclusive=False)
         l2 = check_float(l2, "l2", low=0)
@@ -321,8 +338,11 @@ class Model:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
-            X_val = self._inputs(X_val, name="validation X")
-            Y_val = self._check_targets(y_val, X_val.shape[0], name="validation y")
+            if is_out_of_core(X_val):  # scored block by block after each epoch
+                Y_val = self._check_targets(y_val, X_val.shape[0], name="validation y")
+            else:
+                X_val = self._inputs(X_val, name="validation X")
+                Y_val = self._check_targets(y_val, X_val.shape[0], name="validation y")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
@@ -334,15 +354,21 @@ class Model:
         history = self.history = History()
         theta = self._theta
         last_good = theta.copy()  # the weights at the end of the last recorded epoch
-        n = X.shape[0]
         bar = _progress_bar(epochs * n, progress)
         try:
             for epoch in range(1, epochs + 1):
-                order = self._rng.permutation(n) if shuffle else np.arange(n)
                 start = time.perf_counter()
-                if bar is None:
+                if blocks is not None:
+                    if bar is not None:
+                        bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+                    loss_sum, n_correct, n_seen = stream_epoch(
+                        trainer, theta, blocks, Y, self._block_inputs, self._rng, shuffle,
+                        on_block=None if bar is None else bar.update)
+                elif bar is None:
+                    order = self._rng.permutation(n) if shuffle else np.arange(n)
                     loss_sum, n_correct, n_seen = trainer.epoch(theta, X, Y, order)
                 else:
+                    order = self._rng.permutation(n) if shuffle else np.arange(n)
                     bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
                     loss_sum, n_correct, n_seen = _epoch_in_segments(trainer, theta, X, Y,
                                                                      order, bar)
@@ -358,13 +384,17 @@ class Model:
                 if self.is_regression:  # the kernels count no correct rows for regression
                     logs = {"loss": loss, "seconds": seconds}
                     if validation_data is not None:
-                        scores = self._regression_scores(X_val, Y_val)
+                        scores = (self.evaluate(X_val, Y_val) if is_out_of_core(X_val)
+                                  else self._regression_scores(X_val, Y_val))
                         logs.update({f"val_{k}": v for k, v in scores.items()})
                 else:
                     logs = {"loss": loss, "accuracy": n_correct / n, "seconds": seconds}
                     if validation_data is not None:
-                        logs["val_loss"], n_val_correct, _ = net.loss_and_gradient(
-                            theta, X_val, Y_val, with_grad=False)
+                        if is_out_of_core(X_val):
+                            logs["val_loss"], n_val_correct = self._cost(X_val, Y_val)[:2]
+                        else:
+                            logs["val_loss"], n_val_correct, _ = net.loss_and_gradient(
+                                theta, X_val, Y_val, with_grad=False)
                         logs["val_accuracy"] = n_val_correct / X_val.shape[0]
                 for key, value in logs.items():
                     getattr(history, key).append(value)
@@ -376,9 +406,10 @@ class Model:
                     stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
                 if stop:
                     break
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ValueError, TypeError):
             # The compiled epoch cannot be interrupted; the signal surfaces after it. Keep the
-            # weights of the last recorded epoch so weights and history agree.
+            # weights of the last recorded epoch so weights and history agree. So too when a
+            # block of an out-of-core X, checked as it is read, turns out bad mid-epoch.
             theta[:] = last_good
             raise
         finally:
@@ -401,8 +432,7 @@ class Model:
                 f"predict_proba gives class probabilities, which a regression model "
                 f"(output={self.output!r}) does not have: use predict for its predicted values"
             )
-        X = self._inputs(X)
-        return self._network.predict_proba(self._theta, X)
+        return self._forward(X)
 
     def predict(self, X):
         """Predictions for the rows of ``X``.
@@ -414,8 +444,7 @@ class Model:
             ``(n_samples,)``. Identity and exp: the predicted values ``a^L`` in the model's
             dtype, shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``.
         """
-        X = self._inputs(X)
-        out = self._network.predict_proba(self._theta, X)
+        out = self._forward(X)
         if not self.is_regression:
             return np.argmax(out, axis=1)
         return out[:, 0] if out.shape[1] == 1 else out
@@ -427,8 +456,7 @@ class Model:
         squared error ``(1/n) sum_x 1/2 sum_j (a_j^L - y_j)^2``; exp: the half Poisson deviance
         ``(1/n) sum_x sum_j (y_j ln(y_j / a_j^L) - y_j + a_j^L)``.
         """
-        X, Y = self._check_data(X, y)
-        return self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
+        return self._cost(X, y)[0]
 
     def evaluate(self, X, y):
         """Return the mean cost and the model's scores on ``(X, y)``.
@@ -445,11 +473,14 @@ class Model:
             there, an output whose ``y`` is constant scores 1 when predicted exactly, else 0,
             and fewer than two rows give ``nan``.
         """
-        X, Y = self._check_data(X, y)
         if self.is_regression:
-            return self._regression_scores(X, Y)
-        loss, n_correct, _ = self._network.loss_and_gradient(self._theta, X, Y, with_grad=False)
-        return {"loss": loss, "accuracy": n_correct / X.shape[0]}
+            if not is_out_of_core(X):
+                return self._regression_scores(*self._check_data(X, y))
+            loss, _, _, Y = self._cost(X, y)
+            pred = self._forward(X)
+            return {"loss": loss, "rmse": rmse(Y, pred), "r2": r2_score(Y, pred)}
+        loss, n_correct, _, Y = self._cost(X, y)
+        return {"loss": loss, "accuracy": n_correct / Y.shape[0]}
 
     def _regression_scores(self, X, Y):
         """``{"loss", "rmse", "r2"}`` of checked ``(X, Y)``: one cost pass, one forward pass."""
@@ -457,6 +488,45 @@ class Model:
         loss = net.loss_and_gradient(self._theta, X, Y, with_grad=False)[0]
         pred = net.predict_proba(self._theta, X)
         return {"loss": loss, "rmse": rmse(Y, pred), "r2": r2_score(Y, pred)}
+
+    def _forward(self, X):
+        """Return ``a^L`` for the rows of ``X``, block by block when ``X`` is out of core."""
+        net, theta = self._network, self._theta
+        if not is_out_of_core(X):
+            return net.predict_proba(theta, self._inputs(X))
+        blocks = RowBlocks(X)
+        out = np.empty((blocks.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        for i, (start, stop) in enumerate(blocks.bounds):
+            out[start:stop] = net.predict_proba(
+                theta, self._block_inputs(blocks.read(i), start, stop))
+        return out
+
+    def _cost(self, X, y, with_grad=False):
+        """Return ``(mean cost, n_correct, gradient or None, Y)`` over ``(X, y)``.
+
+        An out-of-core ``X`` is taken block by block: the costs, counts and gradients of the
+        blocks are summed, weighted by their rows, and divided by the rows of all.
+        """
+        net, theta = self._network, self._theta
+        if not is_out_of_core(X):
+            X, Y = self._check_data(X, y)
+            return (*net.loss_and_gradient(theta, X, Y, with_grad=with_grad), Y)
+        blocks = RowBlocks(X)
+        n = blocks.shape[0]
+        Y = self._check_targets(y, n)
+        loss_sum, n_correct = 0.0, 0
+        grad = np.zeros(net.n_params, dtype=np.float64) if with_grad else None
+        for i, (start, stop) in enumerate(blocks.bounds):
+            X_block = self._block_inputs(blocks.read(i), start, stop)
+            loss, correct, block_grad = net.loss_and_gradient(theta, X_block, Y[start:stop],
+                                                              with_grad=with_grad)
+            loss_sum += loss * (stop - start)
+            n_correct += correct
+            if with_grad:
+                grad += block_grad * (stop - start)
+        if with_grad:
+            grad = (grad / n).astype(self.dtype)
+        return loss_sum / n, n_correct, grad, Y
 
     def gradients(self, X, y):
         """Gradient of the mean cost over ``(X, y)`` (no regularisation), as :meth:`loss`.
@@ -468,13 +538,17 @@ class Model:
         grad_biases : list of ndarray
             Shapes as :attr:`biases`.
         """
-        X, Y = self._check_data(X, y)
-        grad = self._network.loss_and_gradient(self._theta, X, Y)[2]
+        grad = self._cost(X, y, with_grad=True)[2]
         return weight_views(grad, self.layer_sizes), bias_views(grad, self.layer_sizes)
 
     def _check_data(self, X, y):
         X = self._inputs(X)
         return X, self._check_targets(y, X.shape[0])
+
+    def _block_inputs(self, rows, start, stop):
+        """Return a block of an out-of-core ``X`` as the kernels take it; errors name it."""
+        return self._inputs(rows, name=f"the block of X rows {start}..{stop - 1} (its rows "
+                                       f"counted from {start} as 0)")
 
     def _inputs(self, X, name="X"):
         """``X`` as the network takes it: through :attr:`preprocessing`, then checked."""
