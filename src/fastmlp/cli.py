@@ -661,7 +661,8 @@ def cmd_train(args, out=None):
               f"validation: {val_what}", file=out)
         if out_of_core:
             blocks = RowBlocks(X_train)
-            print(f"out of core: X_train is read in {len(blocks)} blocks of up to "
+            many = "s" if len(blocks) != 1 else ""
+            print(f"out of core: X_train is read in {len(blocks)} block{many} of up to "
                   f"{max(b - a for a, b in blocks.bounds)} rows, the next while one trains",
                   file=out)
         if _steps_text(preprocessing):
