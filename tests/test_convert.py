@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_diabetes, load_iris
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
@@ -468,3 +468,49 @@ def test_model_errors(monkeypatch):
         model_to_sklearn(model)
     model, X = _model([3, 2], "identity", "relu", "float64")
     assert_allclose(model_to_sklearn(model).predict(X), model.predict(X), rtol=1e-12)
+
+
+# -- scikit-learn -> fastmlp.Model ---------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("make", [
+    lambda: SkMLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0),
+    lambda: SkMLPClassifier(hidden_layer_sizes=(8, 5), activation="logistic", max_iter=30,
+                            random_state=0),
+    lambda: fastmlp.MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", max_iter=30,
+                                  random_state=0),
+    lambda: SkMLPRegressor(hidden_layer_sizes=(8,), max_iter=30, random_state=0),
+    lambda: SkMLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=30,
+                           random_state=0),
+])
+@pytest.mark.parametrize("binary", [False, True])
+def test_model_from_sklearn_computes_what_the_estimator_computes(make, binary):
+    X, y = load_iris(return_X_y=True)
+    estimator = make()
+    if hasattr(estimator, "predict_proba"):
+        labels = np.array(["setosa", "versicolor", "virginica"])[y]
+        if binary:
+            labels = np.where(y == 0, "no", "yes")
+        estimator.fit(X, labels)
+        model = Model.from_sklearn(estimator)
+        np.testing.assert_allclose(model.predict_proba(X), estimator.predict_proba(X),
+                                   rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(model.classes[model.predict(X)], estimator.predict(X))
+    else:
+        target = X[:, :2] if binary else X[:, 0]
+        estimator.fit(X, target)
+        model = Model.from_sklearn(estimator)
+        assert model.output == ("exp" if estimator.loss == "poisson" else "identity")
+        np.testing.assert_allclose(model.predict(X), estimator.predict(X), rtol=1e-12)
+    back = model.to_sklearn()
+    assert back.get_params()["hidden_layer_sizes"] == tuple(estimator.hidden_layer_sizes)
+
+
+def test_model_from_sklearn_refuses_what_it_cannot_hold():
+    X, y = load_iris(return_X_y=True)
+    multilabel = SkMLPClassifier(hidden_layer_sizes=(4,), max_iter=300, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        multilabel.fit(X, np.c_[y == 0, y == 1])
+    with pytest.raises(ValueError, match="multilabel"):
+        Model.from_sklearn(multilabel)
+    with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor"):
+        Model.from_sklearn(object())

@@ -586,6 +586,27 @@ class Model:
 
         return model_to_sklearn(self)
 
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """Return a Model with the network of a fitted ``MLPClassifier`` or ``MLPRegressor``.
+
+        scikit-learn's estimators or fastmlp's: a classifier gives a softmax model whose
+        ``classes`` are its ``classes_`` (a binary one's logistic unit becomes two softmax
+        logits with the same probabilities), a regressor an identity or, for
+        ``loss="poisson"``, an exp model; the dtype is that of ``coefs_``. Its
+        ``predict_proba`` (or ``predict``) equals the estimator's to rounding.
+
+        Raises
+        ------
+        TypeError
+            Not an MLP estimator.
+        ValueError
+            A multilabel classifier, which a softmax model is not.
+        """
+        from fastmlp.sklearn._convert import model_from_estimator
+
+        return model_from_estimator(cls, estimator)
+
     # -- files ---------------------------------------------------------------------------------
     def save(self, path):
         """Write the model to ``path`` as one ``.npz`` file, atomically.

@@ -36,7 +36,7 @@ from fastmlp.sklearn._classifier import MLPClassifier
 from fastmlp.sklearn._optimizer import StochasticOptimizer
 from fastmlp.sklearn._regressor import MLPRegressor
 
-__all__ = ["from_sklearn", "model_to_sklearn", "to_sklearn"]
+__all__ = ["from_sklearn", "model_from_estimator", "model_to_sklearn", "to_sklearn"]
 
 #: fastmlp's estimators and the scikit-learn classes they reproduce.
 _COUNTERPARTS = ((MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor))
@@ -341,6 +341,59 @@ def model_to_sklearn(model):
     estimator.validation_scores_ = None
     estimator.best_validation_score_ = None
     return _with_preprocessing(estimator, getattr(model, "preprocessing", None))
+
+
+def model_from_estimator(model_class, estimator):
+    """Return a :class:`fastmlp.Model` that computes what a fitted MLP estimator computes.
+
+    The inverse of :func:`model_to_sklearn`, called by :meth:`fastmlp.Model.from_sklearn`:
+    ``estimator`` is a fitted scikit-learn or fastmlp ``MLPClassifier`` or ``MLPRegressor``.
+    A classifier becomes a softmax model with ``classes`` the estimator's ``classes_``; a
+    binary one's single logistic unit ``z`` becomes the two logits ``(0, z)``, whose softmax
+    is ``(1 - sigmoid(z), sigmoid(z))``. A regressor becomes an identity model, or an exp model
+    for ``loss="poisson"``. The dtype is that of ``coefs_``.
+
+    Raises
+    ------
+    TypeError
+        Not an MLP estimator.
+    ValueError
+        A multilabel classifier (independent logistic outputs), which a softmax Model is
+        not; or an unfitted estimator.
+    """
+    if not isinstance(estimator, (SkMLPClassifier, SkMLPRegressor, BaseMultilayerPerceptron)):
+        raise TypeError(f"expected a fitted MLPClassifier or MLPRegressor (scikit-learn's or "
+                        f"fastmlp's), got {type(estimator).__name__}")
+    check_is_fitted(estimator, "coefs_")
+    coefs = [np.asarray(W) for W in estimator.coefs_]
+    intercepts = [np.asarray(b) for b in estimator.intercepts_]
+    dtype = coefs[0].dtype if coefs[0].dtype in (np.float32, np.float64) else np.float64
+    hidden = {"logistic": "sigmoid"}.get(estimator.activation, estimator.activation)
+    out = estimator.out_activation_
+    classes = None
+    if hasattr(estimator, "classes_"):
+        classes = np.asarray(estimator.classes_)
+        if out == "logistic" and coefs[-1].shape[1] == 1 and len(classes) == 2:
+            W, b = coefs[-1], intercepts[-1]
+            coefs[-1] = np.concatenate([np.zeros_like(W), W], axis=1)
+            intercepts[-1] = np.concatenate([np.zeros_like(b), b])
+        elif out != "softmax":
+            raise ValueError(f"a {type(estimator).__name__} with {coefs[-1].shape[1]} "
+                             f"independent {out} outputs (multilabel) has no Model equivalent: "
+                             "a Model's classes are exclusive (softmax)")
+        output = "softmax"
+    else:
+        output = {"identity": "identity", "exp": "exp"}.get(out)
+        if output is None:
+            raise ValueError(f"the output activation {out!r} has no Model equivalent")
+    sizes = [coefs[0].shape[0]] + [W.shape[1] for W in coefs]
+    model = model_class(sizes, output=output, hidden_activation=hidden, dtype=dtype.name,
+                        classes=classes)
+    for view, W in zip(model.weights, coefs, strict=True):
+        view[...] = W
+    for view, b in zip(model.biases, intercepts, strict=True):
+        view[...] = b
+    return model
 
 
 def _class_binarizer(classes):
