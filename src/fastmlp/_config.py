@@ -9,19 +9,72 @@ kernel is called, so a float32 model never silently promotes to float64.
 """
 
 import os
+import sys
+import tempfile
 
 import numba
 import numpy as np
 
 #: Compiled kernels are cached on disk so that only the first import of a fresh install pays
 #: compile time: in ``FASTMLP_CACHE_DIR`` when it is set, else in ``NUMBA_CACHE_DIR``, else in
-#: ``__pycache__`` beside the sources (Numba's default, which falls back to a user cache
-#: folder where that is not writable). Processes that share the folder share the kernels:
-#: Numba writes each cache file whole and renames it into place, so processes compiling at
-#: once (Dask workers on one file system) neither crash nor corrupt it
-#: (``tests/test_engine.py``).
+#: ``__pycache__`` beside the sources (Numba's default). Where that is read-only (a system
+#: install, some containers), in a user cache folder, ``$XDG_CACHE_HOME/fastmlp`` or
+#: ``~/.cache/fastmlp``, with a one-line notice the first time; never an error. Processes that
+#: share the folder share the kernels: Numba writes each cache file whole and renames it into
+#: place, so processes compiling at once (Dask workers on one file system) neither crash nor
+#: corrupt it (``tests/test_engine.py``).
 CACHE = os.environ.get("FASTMLP_CACHE", "1") != "0"
-CACHE_DIR = os.environ.get("FASTMLP_CACHE_DIR") or None
+
+
+def _writable(directory):
+    """Whether files can be created in ``directory`` (made if missing): tried, not assumed.
+
+    ``os.access`` says yes to root on a read-only bind mount's mode bits; a real file says
+    what the file system does.
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".fastmlp-probe-")
+        os.close(fd)
+        os.unlink(name)
+        return True
+    except OSError:
+        return False
+
+
+def choose_cache_dir(environ=os.environ, package_dir=None, notice=None):
+    """Return the folder for the compile cache, or None for Numba's ``__pycache__`` default.
+
+    Parameters
+    ----------
+    environ : mapping
+        ``FASTMLP_CACHE_DIR``, then ``NUMBA_CACHE_DIR`` (which Numba reads itself), then
+        ``XDG_CACHE_HOME`` for the fallback.
+    package_dir : str, optional
+        The installed package, whose ``__pycache__`` is the default (default: this one).
+    notice : callable, optional
+        Called with the one-line notice when the fallback folder is first made.
+    """
+    chosen = environ.get("FASTMLP_CACHE_DIR") or None
+    if chosen or environ.get("NUMBA_CACHE_DIR"):
+        return chosen
+    package_dir = package_dir or os.path.dirname(os.path.abspath(__file__))
+    if _writable(os.path.join(package_dir, "__pycache__")):
+        return None
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    fallback = os.path.join(base, "fastmlp")
+    first = not os.path.isdir(fallback)
+    if not _writable(fallback):
+        fallback = os.path.join(tempfile.gettempdir(), f"fastmlp-cache-{os.getuid()}"
+                                if hasattr(os, "getuid") else "fastmlp-cache")
+        first = not os.path.isdir(fallback)
+    if first and notice is not None:
+        notice(f"fastmlp: {package_dir} is read-only; compiled kernels are cached in "
+               f"{fallback} (FASTMLP_CACHE_DIR chooses another folder)")
+    return fallback
+
+
+CACHE_DIR = choose_cache_dir(notice=lambda line: print(line, file=sys.stderr)) if CACHE else None
 if CACHE_DIR:
     # read by each kernel's cache when the kernel is defined, after this module runs
     numba.config.CACHE_DIR = CACHE_DIR
