@@ -5,7 +5,7 @@ from numba import prange
 
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation
-from fastmlp._kernels.layout import activation_layout, bias, rows_view, weight
+from fastmlp._kernels.layout import activation_layout, bias, copy_rows_into, rows_view, weight
 from fastmlp._kernels.linalg import matmul
 from fastmlp._kernels.loss import output_layer
 
@@ -83,7 +83,7 @@ def predict_proba(theta, sizes, w_off, b_off, X, hidden_act, out_act, chunk, out
         stop = min(start + chunk, N)
         forward(theta, sizes, w_off, b_off, X[start:stop], act_buf, a_off, hidden_act, out_act,
                 no_y, 0.0, False)
-        out[start:stop] = rows_view(act_buf, last, stop - start, k)
+        copy_rows_into(out[start:stop], rows_view(act_buf, last, stop - start, k))
 
 
 @jit(parallel=True)
@@ -107,4 +107,4 @@ def predict_proba_parallel(theta, sizes, w_off, b_off, X, hidden_act, out_act, c
             stop = min(start + chunk, N)
             forward(theta, sizes, w_off, b_off, X[start:stop], act_bufs[t], a_off, hidden_act,
                     out_act, no_y, 0.0, False)
-            out[start:stop] = rows_view(act_bufs[t], last, stop - start, k)
+            copy_rows_into(out[start:stop], rows_view(act_bufs[t], last, stop - start, k))

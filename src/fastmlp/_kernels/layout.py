@@ -48,3 +48,31 @@ def activation_layout(sizes, rows):
         a_off[layer] = total
         total += rows * sizes[layer + 1]
     return a_off, total
+
+
+# Array-to-array slice assignment (``dst[a:b] = src``) compiles Numba's shape-checked
+# broadcast, whose error path formats the shapes into a message: about 7 s of string code
+# compiled into the first kernel of a process that uses it (measured with numba's compile
+# events on a cold cache). These loops copy the same values without that error path; the
+# callers pass arrays of one shape by construction.
+@jit
+def copy_into(dst, src):
+    """``dst[...] = src`` for 1-D arrays of one length."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@jit
+def copy_rows_into(dst, src):
+    """``dst[...] = src`` for 2-D arrays of one shape."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@jit
+def add_rows_into(dst, src):
+    """``dst += src`` for 2-D arrays of one shape."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] += src[i, j]

@@ -37,6 +37,7 @@ from numba import prange
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation, multiply_derivative
 from fastmlp._kernels.blas import gemm
+from fastmlp._kernels.layout import add_rows_into, copy_into, copy_rows_into
 from fastmlp._kernels.loss import output_delta, output_layer
 from fastmlp._kernels.optim import ADAM, SGD, optimizer_step
 from fastmlp._kernels.train import gather_rows
@@ -69,13 +70,13 @@ def pack_lane(flat, pack, s0, H, K, c0, c1, unpack):
     b1_start = s0 * H + H * K + c0
     rest = pack[s0 * w : w * (s0 + K + 1)]  # W^2's rows and b^1's entries, contiguous in both
     if unpack:
-        W1[:, :] = W1_pack
-        flat[w2_start : w2_start + w * K] = rest[: w * K]
-        flat[b1_start : b1_start + w] = rest[w * K :]
+        copy_rows_into(W1, W1_pack)
+        copy_into(flat[w2_start : w2_start + w * K], rest[: w * K])
+        copy_into(flat[b1_start : b1_start + w], rest[w * K :])
     else:
-        W1_pack[:, :] = W1
-        rest[: w * K] = flat[w2_start : w2_start + w * K]
-        rest[w * K :] = flat[b1_start : b1_start + w]
+        copy_rows_into(W1_pack, W1)
+        copy_into(rest[: w * K], flat[w2_start : w2_start + w * K])
+        copy_into(rest[w * K :], flat[b1_start : b1_start + w])
 
 
 @jit(parallel=True)
@@ -244,9 +245,9 @@ def train_epoch_units(X, Y, order, batch_size, theta, sizes, hidden_act, out_act
         y = y_buf[:n]
         gather_rows(Y, order, start, y)
         out = out_buf[:n]
-        out[:] = out_parts[0, :n]
+        copy_rows_into(out, out_parts[0, :n])
         for t in range(1, n_lanes):
-            out += out_parts[t, :n]
+            add_rows_into(out, out_parts[t, :n])
         batch_loss, correct = output_layer(out, b2, y, out_act, clip_eps, True)
         if not np.isfinite(batch_loss):
             # stop before batch b's update; batch b-1's is done and counted
