@@ -20,8 +20,10 @@ import numpy as np
 
 #: Bytes per block when the array has no chunks of its own (a ``numpy.memmap``): large enough
 #: that a block's per-call costs vanish next to its batches, small enough that two blocks are
-#: a small share of any machine's memory.
-BLOCK_BYTES = int(os.environ.get("FASTMLP_BLOCK_BYTES", 64 << 20))
+#: a small share of any machine's memory and that the first block, read before any training,
+#: is read fast. Fashion-MNIST epochs from a memmap in the page cache, against in memory
+#: (benchmarks/bench_outofcore.py, 2 cores): 16 MiB blocks 0.85, 64 MiB blocks 0.66.
+BLOCK_BYTES = int(os.environ.get("FASTMLP_BLOCK_BYTES", 16 << 20))
 
 
 def is_out_of_core(X):
@@ -48,6 +50,9 @@ class RowBlocks:
     def __init__(self, X, block_rows=None):
         if len(X.shape) != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if any(np.isnan(d) for d in X.shape):
+            raise ValueError("X is a dask array whose chunk sizes are unknown (after boolean "
+                             "indexing, for instance): call X.compute_chunk_sizes() first")
         n = int(X.shape[0])
         if n == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: shape {tuple(X.shape)}")
@@ -64,7 +69,9 @@ class RowBlocks:
                 raise ValueError(f"block_rows must be >= 1, got {block_rows}")
             edges = list(range(0, n, block_rows)) + [n]
         elif getattr(X, "chunks", None) and not isinstance(X, np.ndarray):
-            rows = X.chunks[0]
+            # zarr 3 reads a sharded array a shard at a time: a block is a shard, not one of
+            # its inner chunks
+            rows = (getattr(X, "shards", None) or X.chunks)[0]
             if isinstance(rows, tuple):  # dask: the size of each row chunk
                 edges = [0, *np.cumsum(rows).tolist()]
             else:  # zarr, h5py: one chunk size
@@ -74,6 +81,11 @@ class RowBlocks:
             edges = list(range(0, n, rows)) + [n]
         self.bounds = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)
                        if b > a]
+        # A memmap's blocks are copied into two buffers in turn, kept for the next blocks: a
+        # fresh block of tens of MiB is a fresh mapping from the allocator, whose page faults
+        # (on the reading thread, beside the training threads) cost more than the copy.
+        self._buffers = [None, None]
+        self._turn = 0
 
     def __len__(self):
         return len(self.bounds)
@@ -89,10 +101,24 @@ class RowBlocks:
             # that a process has touched count in its memory (RSS) until it unmaps them, so
             # reading a whole memmap would grow the process by the file, however small the
             # blocks. The file stays in the page cache, for the next epoch.
-            copy = np.array(rows)
+            copy = self._buffer(rows.shape, rows.dtype)
+            copy[...] = rows
             _release_pages(rows)
             return copy
         return np.asarray(rows)
+
+    def _buffer(self, shape, dtype):
+        """Return the next of the two block buffers, as ``shape``, valid for two reads.
+
+        :func:`stream_epoch` holds at most two blocks, the one training and the one being
+        read, so a block's buffer is reused only once its block has trained.
+        """
+        size = shape[0] * shape[1]
+        buffer = self._buffers[self._turn]
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self._buffers[self._turn] = np.empty(size, dtype=dtype)
+        self._turn = 1 - self._turn
+        return buffer[:size].reshape(shape)
 
 
 def _release_pages(rows):

@@ -293,8 +293,8 @@ class Model:
             ``loss``, ``seconds`` and, with validation data, ``val_loss``, ``val_rmse`` and
             ``val_r2``.
         block_rows : int, optional
-            Rows per block of an out-of-core ``X``. Default: its own row chunks (zarr, dask),
-            else 64 MiB of rows (``FASTMLP_BLOCK_BYTES``).
+            Rows per block of an out-of-core ``X`` (unused for ``X`` in memory). Default: its
+            own row chunks (zarr, dask), else 16 MiB of rows (``FASTMLP_BLOCK_BYTES``).
 
         Returns
         -------
@@ -313,6 +313,8 @@ class Model:
         """
         net = self._network
         blocks = None
+        if block_rows is not None:
+            block_rows = check_positive_int(block_rows, "block_rows")
         if is_out_of_core(X):
             blocks = RowBlocks(X, block_rows)
             n = blocks.shape[0]
