@@ -52,7 +52,10 @@ from fastmlp._engine import (
 from fastmlp._kernels import weighted as _weighted
 from fastmlp._kernels.activations import EXP, IDENTITY, LOGISTIC, SOFTMAX
 from fastmlp._kernels.checks import all_finite
+from fastmlp._outofcore import RowBlocks, is_out_of_core, stream_epoch
 from fastmlp._params import activation_offsets, bias_views, glorot_uniform, weight_views
+from fastmlp._validation import check_X
+from fastmlp.sklearn import _distributed
 from fastmlp.sklearn._constraints import (
     _ARRAY_LIKE,
     _BOOLEAN,
@@ -321,7 +324,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        blocks = None
+        if self.solver == "lbfgs" and _distributed.is_dask_array(X):
+            # one fit on a Dask cluster (_distributed.py): X stays in its blocks on the
+            # workers, and a stand-in of its shape and dtype is validated below in its place
+            blocks, X, y, sample_weight = _distributed.prepare(X, y, sample_weight)
+        if is_out_of_core(X) and self.solver in _STOCHASTIC_SOLVERS:
+            X, y = self._validate_stream_input(X, y, sample_weight, incremental, first_pass)
+        else:
+            X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X)
@@ -350,6 +361,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+        elif blocks is not None:
+            _distributed.fit_lbfgs(self, blocks, y, sample_weight, layer_units)
         elif self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight, layer_units)
 
@@ -359,6 +372,32 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 "large values and need to be preprocessed."
             )
         return self
+
+    def _validate_stream_input(self, X, y, sample_weight, incremental, reset):
+        """Check an out-of-core ``X`` (read in blocks by sgd and adam) and ``y``.
+
+        Returns ``(RowBlocks, y)``. ``y`` is checked and encoded by the estimator's own
+        :meth:`_validate_input`, given in place of ``X`` a stand-in of ``X``'s shape and
+        dtype that takes no memory (every row the same zero row, stride 0): what
+        ``validate_data`` checks of ``X`` (its shape, dtype and feature count) is then checked
+        and recorded as for ``X`` itself, and each block's values are checked as it is read.
+        """
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported for an X read in blocks (a "
+                             "numpy.memmap, zarr or dask array); load X into memory to weight "
+                             "its samples")
+        if self.early_stopping:
+            raise ValueError("early_stopping holds out a validation split of X, which needs X "
+                             "in memory; with an X read in blocks, set early_stopping=False "
+                             "(and score a validation set of your own between partial_fit "
+                             "calls)")
+        blocks = RowBlocks(X)
+        dtype = blocks.dtype if blocks.dtype in FLOATS else np.dtype(np.float64)
+        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=blocks.shape,
+                                                   strides=(0, 0), writeable=False)
+        _, y = self._validate_input(stand_in, y, incremental, reset)
+        blocks.dtype = dtype  # what the blocks are converted to as they are read
+        return blocks, y
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         # As scikit-learn's: scipy's L-BFGS-B holds the parameters in float64 but casts them to
@@ -396,16 +435,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         net.hidden_act, net.out_act, alpha, eps, chunk)
                 return float(loss), grad
 
-        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
-        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
-        if _SCIPY_BEFORE_1_15:
-            options["iprint"] = iprint
         with every_blas_single_threaded():  # scipy's own BLAS threads too, see there
             result = scipy.optimize.minimize(loss_and_grad, self._packed(dtype).copy(),
-                                             method="L-BFGS-B", jac=True, options=options)
+                                             method="L-BFGS-B", jac=True,
+                                             options=self._lbfgs_options())
         self.n_iter_ = _check_lbfgs_result(result, self.max_iter)
         self.loss_ = result.fun
         self._set_theta(np.ascontiguousarray(result.x, dtype=np.float64), layer_units)
+
+    def _lbfgs_options(self):
+        """Return scipy's L-BFGS-B options, as scikit-learn passes them (also distributed)."""
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _SCIPY_BEFORE_1_15:
+            options["iprint"] = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        return options
 
     def _fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
         theta = self._theta
@@ -461,7 +504,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                if self.shuffle:
+                if self.shuffle and not isinstance(X, RowBlocks):  # a stream draws its own
                     # only the indices are shuffled, from scikit-learn's RandomState, as its
                     # sklearn.utils.shuffle(sample_idx, random_state=...) does it (without its
                     # parameter validation, a third of a digits epoch)
@@ -528,6 +571,22 @@ class BaseMultilayerPerceptron(BaseEstimator):
         net = trainer.network
         theta = self._theta
         Y = np.ascontiguousarray(y, dtype=net.dtype)
+        if isinstance(X, RowBlocks):
+            # X read in blocks: each epoch draws its own block and row orders from the
+            # estimator's RandomState (``order`` only says how many rows there are)
+            n_features = X.shape[1]
+
+            def prepare(rows, start, stop):
+                return check_X(rows, net.dtype, n_features,
+                               name=f"the block of X rows {start}..{stop - 1} (its rows "
+                                    f"counted from {start} as 0)")
+
+            def run_stream(order):
+                loss_sum, _, n_seen = stream_epoch(trainer, theta, X, Y, prepare,
+                                                   self._random_state, self.shuffle)
+                return loss_sum, n_seen
+
+            return run_stream
         sparse = sp.issparse(X)
         X = as_csr(X, net.dtype) if sparse else np.ascontiguousarray(X, dtype=net.dtype)
         if sample_weight is None:
@@ -597,7 +656,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         X : ndarray or sparse matrix of shape (n_samples, n_features)
             The input data. float32 data trains in float32 (with 'lbfgs': each loss and
             gradient in float32, the fitted weights float64, as in scikit-learn), anything else
-            in float64.
+            in float64. With 'lbfgs', a dask array while a ``distributed`` client is active
+            trains on the cluster: each loss and gradient is computed on the workers that
+            hold ``X``'s blocks and summed, with the in-memory fit's numbers to rounding.
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values: class labels or a label indicator matrix (multilabel) for
             the classifier, real numbers for the regressor.
@@ -621,13 +682,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """``_fit``, after ``first_call()`` if given; put everything back if either raises."""
         self._validate_params()
         rollback = Rollback(self)
-        try:
-            if first_call is not None:
-                first_call()
-            return self._fit(X, y, sample_weight=sample_weight, incremental=incremental)
-        except BaseException:
-            rollback.restore()
-            raise
+        # in a Dask task (a search under joblib's dask backend), Numba's threads are held to
+        # the task's share of the worker's; elsewhere a no-op
+        with _distributed.worker_threads():
+            try:
+                if first_call is not None:
+                    first_call()
+                return self._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+            except BaseException:
+                rollback.restore()
+                raise
 
     def to_sklearn(self):
         """Return this fitted estimator as scikit-learn's own, for where fastmlp is not installed.
