@@ -295,3 +295,41 @@ def test_the_core_install_does_not_import_dask():
         out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                              text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- the command -------------------------------------------------------------------------------
+def test_train_on_a_scheduler_from_the_command_line(client, tmp_path, capsys):
+    import zarr
+
+    from fastmlp import Model
+    from fastmlp.cli import main
+    from fastmlp.datasets import load_digits
+
+    X_train, y_train, X_test, y_test = load_digits()
+    store = zarr.open_group(tmp_path / "digits.zarr", mode="w")
+    for name, array in {"X_train": X_train.astype(np.float64), "y_train": y_train,
+                        "X_test": X_test, "y_test": y_test}.items():
+        store.create_array(name, shape=array.shape, dtype=array.dtype,
+                           chunks=(400, *array.shape[1:]))[...] = array
+    path = tmp_path / "m.npz"
+    assert main(["train", "--data", str(tmp_path / "digits.zarr"), "--hidden", "16",
+                 "--epochs", "30", "--scheduler", client.scheduler.address,
+                 "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lbfgs (at most 30 iterations)" in out and "4 blocks of X_train" in out
+    # the network is the in-memory L-BFGS fit's (the estimator on the same data, in process)
+    reference = MLPClassifier(hidden_layer_sizes=(16,), activation="logistic", solver="lbfgs",
+                              alpha=0.0, max_iter=30, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        reference.fit(X_train.astype(np.float64), y_train)
+    model = Model.load(path)
+    np.testing.assert_allclose(model.predict_proba(X_test), reference.predict_proba(X_test),
+                               rtol=0, atol=1e-8)
+    assert f"test accuracy {model.evaluate(X_test, y_test)['accuracy']:.4f}" in out
+
+
+def test_scheduler_refuses_the_options_of_sgd(capsys):
+    from fastmlp.cli import main
+
+    assert main(["train", "--scheduler", "tcp://127.0.0.1:1", "--optimizer", "adam"]) == 2
+    assert "--optimizer is for the epochs of sgd and adam" in capsys.readouterr().err

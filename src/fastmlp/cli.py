@@ -602,6 +602,14 @@ def cmd_train(args, out=None):
     plotting = _require_plotting("--plot", args.plot)
     data_name = args.data or DEFAULT_DATA[args.task]
     optimizer = args.optimizer or DEFAULT_OPTIMIZER[args.task]
+    if args.scheduler is not None:
+        for option, value in (("--optimizer", args.optimizer),
+                              ("--learning-rate", args.learning_rate),
+                              ("--validation-fraction", args.validation_fraction),
+                              ("--early-stopping", args.early_stopping), ("--plot", args.plot)):
+            if value is not None:
+                raise UserError(f"{option} is for the epochs of sgd and adam; --scheduler "
+                                "trains with L-BFGS (--epochs is its iteration limit)")
     feature_names = None
     if tables.table_format(data_name):
         X_train, y_train, X_test, y_test, feature_names = load_table_data(args, args.task)
@@ -654,6 +662,9 @@ def cmd_train(args, out=None):
         model = Model(sizes, hidden_activation=args.activation, dtype=args.dtype,
                       seed=args.seed, classes=classes, preprocessing=preprocessing)
         kind = ""
+    if args.scheduler is not None:
+        return _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name,
+                                   out)
     if not args.quiet:
         print(f"fastmlp: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"{kind}layers {sizes}, {args.activation}, {optimizer} (learning rate "
@@ -731,6 +742,76 @@ def cmd_train(args, out=None):
                     if regression else "learning curves")
             print(f"{what} written to {args.plot}", file=out)
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name, out):
+    """``fastmlp train --scheduler``: one L-BFGS fit on a running Dask cluster.
+
+    X_train becomes a dask array (a zarr array is read by the workers from its store; other
+    arrays are sent to them in blocks) and ``MLPClassifier``/``MLPRegressor(solver="lbfgs")``
+    fits it there, each loss and gradient summed over the blocks on their workers; the network
+    it finds becomes the Model that is evaluated and saved.
+    """
+    try:
+        import dask.array as da
+        from distributed import Client
+    except ImportError:
+        raise UserError("--scheduler needs dask and distributed: pip install "
+                        "'fastmlp[dask]'") from None
+    from fastmlp import MLPClassifier, MLPRegressor
+
+    if hasattr(X_train, "store") and type(X_train).__module__.startswith("zarr"):
+        X_dask = da.from_zarr(X_train)
+    else:
+        rows = max(1, (16 << 20) // (8 * X_train.shape[1]))
+        X_dask = da.from_array(X_train, chunks=(rows, X_train.shape[1]))
+    if model.preprocessing is not None:
+        X_dask = X_dask.map_blocks(model.preprocessing.transform, dtype=np.float64)
+    settings = {"hidden_layer_sizes": tuple(args.hidden),
+                "activation": {"sigmoid": "logistic"}.get(args.activation, args.activation),
+                "solver": "lbfgs", "alpha": args.l2, "max_iter": args.epochs,
+                "random_state": args.seed}
+    if model.is_regression:
+        settings["loss"] = "poisson" if model.output == "exp" else "squared_error"
+    estimator = (MLPRegressor if model.is_regression else MLPClassifier)(**settings)
+    try:
+        client = Client(args.scheduler, timeout=30)
+    except OSError as exc:
+        raise UserError(f"--scheduler {args.scheduler!r}: {exc}") from None
+    with client:
+        workers = len(client.scheduler_info().get("workers", {}))
+        if not args.quiet:
+            print(f"fastmlp: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
+                  f"layers {list(model.layer_sizes)}, {args.activation}, lbfgs (at most "
+                  f"{args.epochs} iterations) on {args.scheduler}: {workers} workers, "
+                  f"{X_dask.numblocks[0]} blocks of X_train", file=out)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                estimator.fit(X_dask, y_train)
+            except ValueError as exc:
+                raise UserError(f"--data {data_name!r}: {exc}") from None
+        seconds = time.perf_counter() - start
+    for warning in caught:  # lbfgs stopping at its limit, or Ctrl-C: one line each
+        print(f"note: {str(warning.message).splitlines()[0]}", file=out)
+    trained = Model.from_sklearn(estimator)
+    trained.preprocessing = model.preprocessing
+    if not model.is_regression:
+        trained.classes = model.classes  # the estimator saw the labels as 0..K-1
+    with thread_limits(args.threads):
+        result = trained.evaluate(X_test, y_test)
+    score = (f"test R^2 {result['r2']:.4f}  test RMSE {result['rmse']:.4f}"
+             if model.is_regression else f"test accuracy {result['accuracy']:.4f}")
+    print(f"{score}  test loss {result['loss']:.4f}  {estimator.n_iter_} iterations in "
+          f"{seconds:.2f} s ({seconds / max(1, estimator.n_iter_):.3f} s each)", file=out)
+    if args.save:
+        try:
+            trained.save(args.save)
+        except OSError as exc:
+            raise UserError(f"cannot save to {args.save!r}: {_os_error_text(exc)}") from None
+        print(f"saved {args.save}", file=out)
+    return 0
 
 
 # -- evaluate ----------------------------------------------------------------------------------
@@ -1358,6 +1439,11 @@ def build_parser():
     train.add_argument("--seed", type=int, default=0,
                        help="seeds the initial weights, the shuffling and "
                             "--validation-fraction (default: 0)")
+    train.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train with L-BFGS on the Dask cluster of this scheduler "
+                            "(tcp://host:8786): each loss and gradient is summed over "
+                            "X_train's blocks on the workers; --epochs is the iteration "
+                            "limit; needs pip install 'fastmlp[dask]'")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                        help="(default: float32)")
     _add_threads(train)
