@@ -91,13 +91,12 @@ def read_table(path):
 def _read_csv(pa, path, fmt):
     """Read with pyarrow's CSV reader; a first row of numbers is data, not a header."""
     parse = pa.csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-    # Blocks of 4 MiB, not pyarrow's 1 MiB: fewer blocks mean less per-column work on wide
-    # tables (on Fashion-MNIST's 785 columns: median of 5 reads 1.4 s against 2.0 s).
-    read = pa.csv.ReadOptions(block_size=1 << 22)
-    table = pa.csv.read_csv(path, read_options=read, parse_options=parse)
+    # pyarrow's default blocks of 1 MiB, parsed on its thread pool: on Fashion-MNIST's
+    # 785 columns, 1 MiB blocks read fastest (median 1.08 s; 4 MiB 1.27 s, 16 MiB 1.25 s;
+    # pandas.read_csv 1.66 s, the reads taking turns on a quiet 2-core machine).
+    table = pa.csv.read_csv(path, parse_options=parse)
     if table.num_columns and all(_is_number(name) for name in table.column_names):
-        read = pa.csv.ReadOptions(block_size=1 << 22,
-                                  column_names=[f"f{j}" for j in range(table.num_columns)])
+        read = pa.csv.ReadOptions(column_names=[f"f{j}" for j in range(table.num_columns)])
         table = pa.csv.read_csv(path, read_options=read, parse_options=parse)
     return table
 
@@ -140,31 +139,48 @@ def features(table, names, dtype=np.float64):
     if text:
         raise TypeError(f"feature columns must be numeric; not numbers: {_listed(text)} "
                         "(encode them as numbers, or leave them out of the features)")
-    # Batch by batch: each column into a row of a small (features, rows) buffer, every write
-    # contiguous, then one transposing copy of the buffer into the batch's rows. Writing the
-    # columns straight into C-ordered rows strides through memory, and a ChunkedArray's
-    # to_numpy joins its chunks first; each costs several times this on wide tables.
+    # Batch by batch into the rows of X: pyarrow lays a batch of integer and float columns out
+    # as C-ordered rows itself (RecordBatch.to_tensor, NaN for a null), in C++; other numeric
+    # columns (bool, decimal, all-null) go column by column through a small buffer. Writing
+    # whole columns straight into C-ordered rows strides through memory, and a ChunkedArray's
+    # to_numpy joins its chunks first: each costs several times this on wide tables.
     columns = [index[name] for name in names]
+    selected = table.select(columns)
+    plain = all(pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+                for field in selected.schema)
     X = np.empty((table.num_rows, len(names)), dtype=dtype)
-    buffer = None
     start = 0
-    for batch in table.select(columns).to_batches():
+    for batch in _slices(selected.to_batches(), max(1, (1 << 20) // (8 * len(names)))):
         stop = start + batch.num_rows
-        if buffer is None or buffer.shape[1] < batch.num_rows:
-            buffer = np.empty((len(names), batch.num_rows), dtype=dtype)
-        rows = buffer[:, : batch.num_rows]
-        for j in range(batch.num_columns):
-            values = batch.column(j)
-            if values.null_count or not (pa.types.is_integer(values.type)
-                                         or pa.types.is_floating(values.type)):
-                # NaN for a null; bool and decimal as numbers
-                values = pa.compute.cast(values, pa.float64())
-                rows[j] = values.to_numpy(zero_copy_only=False)
-            else:
-                rows[j] = _primitive_view(pa, values)
-        X[start:stop] = rows.T
+        if batch.num_rows == 0:
+            continue
+        if plain:
+            X[start:stop] = np.asarray(batch.to_tensor(null_to_nan=True, row_major=True))
+        else:
+            rows = np.empty((len(names), batch.num_rows), dtype=dtype)
+            for j in range(batch.num_columns):
+                values = batch.column(j)
+                if values.null_count or not (pa.types.is_integer(values.type)
+                                             or pa.types.is_floating(values.type)):
+                    # NaN for a null; bool and decimal as numbers
+                    values = pa.compute.cast(values, pa.float64())
+                    rows[j] = values.to_numpy(zero_copy_only=False)
+                else:
+                    rows[j] = _primitive_view(pa, values)
+            X[start:stop] = rows.T
         start = stop
     return X
+
+
+def _slices(batches, rows):
+    """Cut the batches into slices of at most ``rows`` rows (views, nothing copied).
+
+    A Parquet file's batch is a whole row group, up to a million rows: converted whole, its
+    float64 rows would be a temporary as large as the result.
+    """
+    for batch in batches:
+        for offset in range(0, batch.num_rows, rows):
+            yield batch.slice(offset, rows)
 
 
 def _primitive_view(pa, values):
