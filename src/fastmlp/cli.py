@@ -709,19 +709,10 @@ def cmd_train(args, out=None):
               f"{stopper.best:.4f} at epoch {stopper.best_epoch})", file=out)
     train_seconds = sum(history.seconds)
     rate = history.epochs * X_train.shape[0] / train_seconds if train_seconds > 0 else 0.0
-    if regression:
-        scores = f"test R^2 {result['r2']:.4f}  test RMSE {result['rmse']:.4f}  "
-    else:
-        scores = f"test accuracy {result['accuracy']:.4f}  "
-    print(f"{scores}test loss {result['loss']:.4f}  "
+    print(f"{_scores_text(result, regression)}  "
           f"{history.epochs} epoch{'' if history.epochs == 1 else 's'} in {seconds:.2f} s  "
           f"{rate:.0f} samples/s", file=out)
-    if args.save:
-        try:
-            model.save(args.save)
-        except OSError as exc:
-            raise UserError(f"cannot save to {args.save!r}: {_os_error_text(exc)}") from None
-        print(f"saved {args.save}", file=out)
+    _save(model, args.save, out)
     if plotting is not None:
         if history.epochs == 0:
             print(f"no epoch completed: {args.plot} not written", file=out)
@@ -801,17 +792,28 @@ def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name
         trained.classes = model.classes  # the estimator saw the labels as 0..K-1
     with thread_limits(args.threads):
         result = trained.evaluate(X_test, y_test)
-    score = (f"test R^2 {result['r2']:.4f}  test RMSE {result['rmse']:.4f}"
-             if model.is_regression else f"test accuracy {result['accuracy']:.4f}")
-    print(f"{score}  test loss {result['loss']:.4f}  {estimator.n_iter_} iterations in "
+    print(f"{_scores_text(result, model.is_regression)}  {estimator.n_iter_} iterations in "
           f"{seconds:.2f} s ({seconds / max(1, estimator.n_iter_):.3f} s each)", file=out)
-    if args.save:
-        try:
-            trained.save(args.save)
-        except OSError as exc:
-            raise UserError(f"cannot save to {args.save!r}: {_os_error_text(exc)}") from None
-        print(f"saved {args.save}", file=out)
+    _save(trained, args.save, out)
     return 0
+
+
+def _scores_text(result, regression):
+    """Return the closing line's scores: test accuracy (or R^2 and RMSE), test loss."""
+    scores = (f"test R^2 {result['r2']:.4f}  test RMSE {result['rmse']:.4f}" if regression
+              else f"test accuracy {result['accuracy']:.4f}")
+    return f"{scores}  test loss {result['loss']:.4f}"
+
+
+def _save(model, path, out):
+    """``--save PATH``: write the model and say so (nothing without the option)."""
+    if not path:
+        return
+    try:
+        model.save(path)
+    except OSError as exc:
+        raise UserError(f"cannot save to {path!r}: {_os_error_text(exc)}") from None
+    print(f"saved {path}", file=out)
 
 
 # -- evaluate ----------------------------------------------------------------------------------
