@@ -77,11 +77,11 @@ def _data(tmp_path_factory, rows):
 
 
 def _zarr_path(tmp_path_factory, data):
-    zarr = pytest.importorskip("zarr", reason="needs zarr (pip install zarr)")
+    zarr = pytest.importorskip("zarr", reason="needs zarr (pip install '.[dask]')")
     if data["zarr"] is None:
         path = str(tmp_path_factory.mktemp("fashion-zarr") / "X.zarr")
-        z = zarr.create_array(store=path, shape=data["X"].shape, dtype="float32",
-                              chunks=(CHUNK_ROWS, data["X"].shape[1]))
+        z = zarr.open_array(path, mode="w", shape=data["X"].shape, dtype="float32",
+                            chunks=(CHUNK_ROWS, data["X"].shape[1]))
         z[:] = data["X"]
         data["zarr"] = path
     return data["zarr"]
@@ -99,7 +99,7 @@ def _source(name, tmp_path_factory, data):
     if name == "in-memory":
         return data["X"]
     if name == "zarr":
-        zarr = pytest.importorskip("zarr", reason="needs zarr (pip install zarr)")
+        zarr = pytest.importorskip("zarr", reason="needs zarr (pip install '.[dask]')")
         path = _zarr_path(tmp_path_factory, data)
         for root, _, files in os.walk(path):
             for file in files:

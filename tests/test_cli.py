@@ -617,8 +617,8 @@ def test_info_reports_versions_threads_blas_and_cache():
 @pytest.mark.parametrize("command,options", [
     ([], ["train", "evaluate", "predict", "bench", "info", "compile", "export"]),
     (["train"], ["--task", "--output", "--data", "--target", "--test", "--test-fraction",
-                 "--drop", "--scale", "--fill", "--scheduler", "--hidden", "--activation", "--optimizer",
-                 "--epochs",
+                 "--drop", "--scale", "--fill", "--scheduler", "--hidden", "--activation",
+                 "--optimizer", "--epochs",
                  "--batch-size", "--learning-rate", "--momentum", "--l2",
                  "--validation-fraction", "--early-stopping", "--seed", "--dtype", "--threads",
                  "--save", "--plot", "--quiet"]),

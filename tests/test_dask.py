@@ -308,11 +308,12 @@ def test_train_on_a_scheduler_from_the_command_line(client, tmp_path, capsys):
     from fastmlp.datasets import load_digits
 
     X_train, y_train, X_test, y_test = load_digits()
-    store = zarr.open_group(tmp_path / "digits.zarr", mode="w")
+    zarr.open_group(str(tmp_path / "digits.zarr"), mode="w")
     for name, array in {"X_train": X_train.astype(np.float64), "y_train": y_train,
                         "X_test": X_test, "y_test": y_test}.items():
-        store.create_array(name, shape=array.shape, dtype=array.dtype,
-                           chunks=(400, *array.shape[1:]))[...] = array
+        # open_array at the group's path: zarr 2 and zarr 3 (create_array is 3's only)
+        zarr.open_array(str(tmp_path / "digits.zarr" / name), mode="w", shape=array.shape,
+                        dtype=array.dtype, chunks=(400, *array.shape[1:]))[...] = array
     path = tmp_path / "m.npz"
     assert main(["train", "--data", str(tmp_path / "digits.zarr"), "--hidden", "16",
                  "--epochs", "30", "--scheduler", client.scheduler.address,
