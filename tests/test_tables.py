@@ -539,3 +539,16 @@ def test_numeric_looking_labels_match_across_formats(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(model), "--data", str(csv_path), "--target", "label"]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_features_of_every_numeric_column_type():
+    table = pa.table({"u8": pa.array(np.arange(5, dtype=np.uint8)),
+                      "f16": pa.array(np.linspace(0, 1, 5, dtype=np.float16)),
+                      "i32": pa.array([1, None, 3, 4, 5], pa.int32()),
+                      "flag": pa.array([True, False, None, True, False]),
+                      "f32": pa.array(np.arange(5, dtype=np.float32) / 4)})
+    expected = np.array([np.arange(5), np.linspace(0, 1, 5, dtype=np.float16),
+                         [1, np.nan, 3, 4, 5], [1, 0, np.nan, 1, 0], np.arange(5) / 4]).T
+    for names in (["u8", "f16", "i32", "flag", "f32"], ["u8", "i32", "f32"]):
+        columns = [table.column_names.index(name) for name in names]
+        np.testing.assert_array_equal(tables.features(table, names), expected[:, columns])

@@ -141,13 +141,14 @@ def features(table, names, dtype=np.float64):
                         "(encode them as numbers, or leave them out of the features)")
     # Batch by batch into the rows of X: pyarrow lays a batch of integer and float columns out
     # as C-ordered rows itself (RecordBatch.to_tensor, NaN for a null), in C++; other numeric
-    # columns (bool, decimal, all-null) go column by column through a small buffer. Writing
+    # columns (bool, decimal, half float, all-null) go column by column through a buffer. Writing
     # whole columns straight into C-ordered rows strides through memory, and a ChunkedArray's
     # to_numpy joins its chunks first: each costs several times this on wide tables.
     columns = [index[name] for name in names]
     selected = table.select(columns)
-    plain = all(pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
-                for field in selected.schema)
+    plain = all(pa.types.is_integer(field.type) or (pa.types.is_floating(field.type)
+                                                    and field.type != pa.float16())
+                for field in selected.schema)  # to_tensor cannot cast half floats
     X = np.empty((table.num_rows, len(names)), dtype=dtype)
     start = 0
     for batch in _slices(selected.to_batches(), max(1, (1 << 20) // (8 * len(names)))):
