@@ -496,11 +496,10 @@ class Model:
         net, theta = self._network, self._theta
         if not is_out_of_core(X):
             return net.predict_proba(theta, self._inputs(X))
-        blocks = RowBlocks(X)
-        out = np.empty((blocks.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        for i, (start, stop) in enumerate(blocks.bounds):
-            out[start:stop] = net.predict_proba(
-                theta, self._block_inputs(blocks.read(i), start, stop))
+        n, blocks = self._blocks(X)
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
+        for start, stop, X_block in blocks:
+            out[start:stop] = net.predict_proba(theta, X_block)
         return out
 
     def _cost(self, X, y, with_grad=False):
@@ -513,13 +512,11 @@ class Model:
         if not is_out_of_core(X):
             X, Y = self._check_data(X, y)
             return (*net.loss_and_gradient(theta, X, Y, with_grad=with_grad), Y)
-        blocks = RowBlocks(X)
-        n = blocks.shape[0]
+        n, blocks = self._blocks(X)
         Y = self._check_targets(y, n)
         loss_sum, n_correct = 0.0, 0
         grad = np.zeros(net.n_params, dtype=np.float64) if with_grad else None
-        for i, (start, stop) in enumerate(blocks.bounds):
-            X_block = self._block_inputs(blocks.read(i), start, stop)
+        for start, stop, X_block in blocks:
             loss, correct, block_grad = net.loss_and_gradient(theta, X_block, Y[start:stop],
                                                               with_grad=with_grad)
             loss_sum += loss * (stop - start)
@@ -546,6 +543,17 @@ class Model:
     def _check_data(self, X, y):
         X = self._inputs(X)
         return X, self._check_targets(y, X.shape[0])
+
+    def _blocks(self, X):
+        """Return the rows of an out-of-core ``X`` and an iterator of its checked blocks.
+
+        The iterator yields ``(start, stop, rows)``; ``X``'s shape and dtype are checked
+        here, before any block is read.
+        """
+        blocks = RowBlocks(X)
+        checked = ((start, stop, self._block_inputs(blocks.read(i), start, stop))
+                   for i, (start, stop) in enumerate(blocks.bounds))
+        return blocks.shape[0], checked
 
     def _block_inputs(self, rows, start, stop):
         """Return a block of an out-of-core ``X`` as the kernels take it; errors name it."""
