@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from fastmlp import datasets, tables
-from fastmlp._outofcore import RowBlocks, is_out_of_core
+from fastmlp._outofcore import BLOCK_BYTES, RowBlocks, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
 
@@ -316,15 +316,6 @@ def _table_target(table, target, path, option):
         raise UserError(f"{option} {path!r}: the target column {target!r} has {missing} "
                         "missing values; remove those rows")
     return y
-
-
-def _check_model_inputs(model, X, what):
-    """Fail in one line when ``model``'s preprocessing cannot take ``X`` (missing values)."""
-    if model.preprocessing is not None:
-        try:
-            model.preprocessing.transform(X)
-        except ValueError as exc:
-            raise UserError(f"{what}: {exc}") from None
 
 
 def load_table_data(args, task):
@@ -750,16 +741,17 @@ def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name
         raise UserError("--scheduler needs dask and distributed: pip install "
                         "'fastmlp[dask]'") from None
     from fastmlp import MLPClassifier, MLPRegressor
+    from fastmlp.sklearn._convert import SKLEARN_ACTIVATIONS
 
     if hasattr(X_train, "store") and type(X_train).__module__.startswith("zarr"):
         X_dask = da.from_zarr(X_train)
     else:
-        rows = max(1, (16 << 20) // (8 * X_train.shape[1]))
+        rows = max(1, BLOCK_BYTES // (8 * X_train.shape[1]))
         X_dask = da.from_array(X_train, chunks=(rows, X_train.shape[1]))
     if model.preprocessing is not None:
         X_dask = X_dask.map_blocks(model.preprocessing.transform, dtype=np.float64)
     settings = {"hidden_layer_sizes": tuple(args.hidden),
-                "activation": {"sigmoid": "logistic"}.get(args.activation, args.activation),
+                "activation": SKLEARN_ACTIVATIONS[args.activation],
                 "solver": "lbfgs", "alpha": args.l2, "max_iter": args.epochs,
                 "random_state": args.seed}
     if model.is_regression:
@@ -889,7 +881,6 @@ def cmd_evaluate(args, out=None):
             raise UserError(f"--target is for tables (--data FILE.csv or .parquet); --data "
                             f"{data_name!r} is not one")
         _, _, X_test, y_test = load_data(data_name, task)
-    _check_model_inputs(model, X_test, f"--data {data_name!r}")
     n_inputs, n_classes = model.layer_sizes[0], model.layer_sizes[-1]
     if X_test.shape[1] != n_inputs:
         raise UserError(f"the model takes {n_inputs} features but --data {data_name!r} has "
@@ -900,9 +891,12 @@ def cmd_evaluate(args, out=None):
         raise UserError(f"--data {data_name!r}: y_test has shape {y_test.shape}, but a "
                         "classifier is evaluated on 1-D labels")
     y_test, classes = _class_indices(y_test, model.classes, data_name)
-    with thread_limits(args.threads):
-        result = model.evaluate(X_test, y_test)
-        y_pred = model.predict(X_test)
+    try:
+        with thread_limits(args.threads):
+            result = model.evaluate(X_test, y_test)
+            y_pred = model.predict(X_test)
+    except ValueError as exc:  # missing values the model does not fill, values beyond float32
+        raise UserError(f"--data {data_name!r}: {exc}") from None
     matrix = confusion_matrix(y_test, y_pred, n_classes)
     print(f"model {args.model}: layers {list(model.layer_sizes)}, {model.hidden_activation}, "
           f"{model.dtype.name}", file=out)
@@ -1050,7 +1044,6 @@ def cmd_predict(args, out=None):
         X = read_samples(args.input)
     as_table = table_in or (args.output is not None
                             and tables.table_format(args.output) == "parquet")
-    _check_model_inputs(model, X, repr(args.input))
     try:
         with thread_limits(args.threads):
             if as_table:

@@ -48,9 +48,9 @@ _ENGINE_ATTRS = frozenset({"_theta", "_theta_units", "_theta_views", "_networks"
 #: either library makes its own afresh).
 _LBFGS_ATTRS = frozenset({"_coef_indptr", "_intercept_indptr"})
 
-#: A Model's hidden activations by scikit-learn's names.
-_ACTIVATIONS = {"sigmoid": "logistic", "logistic": "logistic", "tanh": "tanh", "relu": "relu",
-                "identity": "identity"}
+#: A Model's hidden activations by scikit-learn's names (the command's --scheduler uses it too).
+SKLEARN_ACTIVATIONS = {"sigmoid": "logistic", "logistic": "logistic", "tanh": "tanh",
+                       "relu": "relu", "identity": "identity"}
 
 #: A Model's regression outputs to scikit-learn's ``MLPRegressor(loss=...)``.
 _REGRESSION_LOSSES = {"identity": "squared_error", "exp": "poisson"}
@@ -283,10 +283,11 @@ def model_to_sklearn(model):
         (floats that are not integers), an unknown hidden activation or output.
     """
     output = model.output
-    activation = _ACTIVATIONS.get(model.hidden_activation)
+    activation = SKLEARN_ACTIVATIONS.get(model.hidden_activation)
     if activation is None:
+        known = sorted(set(SKLEARN_ACTIVATIONS.values()))
         raise ValueError(f"the model's hidden_activation={model.hidden_activation!r} has no "
-                         f"scikit-learn equivalent (it has {sorted(set(_ACTIVATIONS.values()))})")
+                         f"scikit-learn equivalent (it has {known})")
     sizes = [int(s) for s in model.layer_sizes]
     coefs = [np.array(W, copy=True) for W in model.weights]
     intercepts = [np.array(b, copy=True) for b in model.biases]
