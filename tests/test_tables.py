@@ -552,3 +552,48 @@ def test_features_of_every_numeric_column_type():
     for names in (["u8", "f16", "i32", "flag", "f32"], ["u8", "i32", "f32"]):
         columns = [table.column_names.index(name) for name in names]
         np.testing.assert_array_equal(tables.features(table, names), expected[:, columns])
+
+
+def test_read_table_parses_numbers_as_the_features_type(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,a,b,name,flag,label\n"
+                    "7,1,0.1,x,true,0\n"
+                    "8,2,,y,false,1\n"
+                    "9,16777217,2.5,z,true,0\n")
+    table = tables.read_table(path, float_dtype=np.float32, exclude=["id", "label"])
+    assert [str(field.type) for field in table.schema] == [
+        "int64", "float", "float", "string", "bool", "int64"]
+    np.testing.assert_array_equal(
+        tables.features(table, ["a", "b"], np.float32),
+        np.array([[1, np.float32(0.1)], [2, np.nan], [16777216, 2.5]], dtype=np.float32))
+    assert tables.column(table, "id").tolist() == [7, 8, 9]
+    headerless = tmp_path / "h.csv"
+    headerless.write_text("1,2.5,3\n4,5,6\n")
+    table = tables.read_table(headerless, float_dtype=np.float64, exclude=["f2"])
+    assert table.column_names == ["f0", "f1", "f2"]
+    assert [str(field.type) for field in table.schema] == ["double", "double", "int64"]
+    np.testing.assert_array_equal(tables.features(table, ["f0", "f1", "f2"]),
+                                  [[1, 2.5, 3], [4, 5, 6]])
+
+
+@pytest.mark.parametrize("name", ["wine", "digits"])
+def test_typed_read_gives_the_inferred_reads_features(name, tmp_path):
+    names, X, y = _labelled(name)
+    X = _with_holes(X, np.random.default_rng(0))
+    path = tmp_path / "t.csv"
+    write(_frame(names, X, y, ids=np.arange(len(y)) + 1000), path)
+    inferred = tables.read_table(path)
+    typed = tables.read_table(path, float_dtype=np.float64, exclude=["id", "label"])
+    assert typed.column("id").type == inferred.column("id").type == pa.int64()
+    np.testing.assert_array_equal(tables.features(typed, names), tables.features(inferred, names))
+    np.testing.assert_array_equal(tables.column(typed, "label"), tables.column(inferred, "label"))
+
+
+@pytest.mark.parametrize("float_dtype", [None, np.float64])
+def test_text_after_the_first_block_is_a_text_column(float_dtype, tmp_path):
+    path = tmp_path / "late.csv"
+    path.write_text("a,b\n" + "1,2\n" * 300_000 + "abc,3\n")  # 2.4 MB: text in a later block
+    table = tables.read_table(path, float_dtype=float_dtype)
+    assert table.column("a").type == pa.string()
+    with pytest.raises(TypeError, match="not numbers: 'a'"):
+        tables.features(table, ["a", "b"])

@@ -284,10 +284,14 @@ def load_data(spec, task="classification"):
 
 
 # -- tables ------------------------------------------------------------------------------------
-def _read_table(path, option):
-    """``tables.read_table``, its errors as one line naming the option."""
+def _read_table(path, option, exclude=()):
+    """``tables.read_table``, its errors as one line naming the option.
+
+    Numeric columns are parsed straight into float64, the features' type, except those in
+    ``exclude`` (the target, the ``--keep`` columns), which keep their own.
+    """
     try:
-        return tables.read_table(path)
+        return tables.read_table(path, float_dtype=np.float64, exclude=exclude)
     except tables.MissingExtraError as exc:
         raise UserError(f"{option} {path!r} is a table: {exc}") from None
     except OSError as exc:
@@ -329,7 +333,7 @@ def load_table_data(args, task):
                         "--target COLUMN")
     if args.test is not None and args.test_fraction is not None:
         raise UserError("give --test FILE or --test-fraction F, not both")
-    table = _read_table(args.data, "--data")
+    table = _read_table(args.data, "--data", [args.target, *args.drop])
     try:
         names, X, y = tables.split_features(table, args.target, args.drop)
     except KeyError as exc:
@@ -340,7 +344,7 @@ def load_table_data(args, task):
     except ValueError as exc:
         raise UserError(f"--data {args.data!r}: {exc}") from None
     if args.test is not None:
-        X_test, y_test = _table_part(_read_table(args.test, "--test"), names, args.target,
+        X_test, y_test = _table_part(_read_table(args.test, "--test", [args.target]), names, args.target,
                                      args.test, "--test")
         return X, y, X_test, y_test, names
     from sklearn.model_selection import train_test_split
@@ -873,7 +877,7 @@ def cmd_evaluate(args, out=None):
         if args.target is None:
             raise UserError(f"--data {data_name!r} is a table: name its label column with "
                             "--target COLUMN")
-        table = _read_table(data_name, "--data")
+        table = _read_table(data_name, "--data", [args.target])
         y_test = _table_target(table, args.target, data_name, "--data")
         X_test = _table_features_for(model, table, {args.target}, data_name, "--data")
     else:
@@ -1024,7 +1028,7 @@ def cmd_predict(args, out=None):
                         f"({model.output} output), which predicts values; leave out --proba")
     table_in = tables.table_format(args.input) is not None
     if table_in:
-        table = _read_table(args.input, "INPUT")
+        table = _read_table(args.input, "INPUT", args.keep)
         keep = {}
         for name in args.keep:
             try:
