@@ -344,8 +344,8 @@ def load_table_data(args, task):
     except ValueError as exc:
         raise UserError(f"--data {args.data!r}: {exc}") from None
     if args.test is not None:
-        X_test, y_test = _table_part(_read_table(args.test, "--test", [args.target]), names, args.target,
-                                     args.test, "--test")
+        test_table = _read_table(args.test, "--test", [args.target])
+        X_test, y_test = _table_part(test_table, names, args.target, args.test, "--test")
         return X, y, X_test, y_test, names
     from sklearn.model_selection import train_test_split
 

@@ -146,7 +146,7 @@ def _read_csv(pa, path, fmt, float_dtype, exclude):
 
 
 def _first_block_schema(pa, path, read, parse):
-    """The column names and types pyarrow infers from a CSV's first block."""
+    """Return the column names and types pyarrow infers from a CSV's first block."""
     with pa.csv.open_csv(path, read_options=read, parse_options=parse) as reader:
         return reader.schema
 
