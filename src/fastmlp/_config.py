@@ -100,8 +100,8 @@ if "OMP_WAIT_POLICY" not in os.environ:
 #: Matrix products of at least this many multiply-adds (m * k * n) go to BLAS; smaller ones run
 #: as compiled loops, which skip BLAS's fixed cost per call. ``benchmarks/bench_kernels.py``
 #: measured on 2 cores that BLAS wins for every product from 2^12 on, float32 and float64.
-#: Override with ``FASTMLP_BLAS_MIN_FLOPS`` (read at import and compiled in as a constant: a
-#: new value needs ``FASTMLP_CACHE=0`` or a fresh cache).
+#: Override with ``FASTMLP_BLAS_MIN_FLOPS`` (read at import and compiled in as a constant; the
+#: cached kernels are stamped with it, so a new value compiles them afresh: ``_kernels/_jit.py``).
 BLAS_MIN_FLOPS = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", 1 << 12))
 
 #: Use the parallel kernels (Numba's thread pool over the rows of each batch) when more than one
