@@ -107,7 +107,10 @@ def test_the_stamp_covers_every_kernel_source_and_the_compiled_in_settings(tmp_p
 def test_only_the_kernels_get_the_wider_stamp(tmp_path):
     from fastmlp._kernels.checks import all_finite
 
-    assert isinstance(all_finite._cache._impl.locator, _jit.KernelsCacheLocator)
+    locator = all_finite._cache._impl.locator
+    assert isinstance(locator, _jit.KernelsCacheLocator)
+    # Numba reads the source path off a locator to warn of a kernel it cannot cache
+    assert locator._py_file == os.path.join(_jit.KERNELS_DIR, "checks.py")
     other = tmp_path / "other.py"
     other.write_text("def f():\n    return 1\n")
     assert _jit.KernelsCacheLocator.from_function(None, str(other)) is None

@@ -59,6 +59,11 @@ class KernelsCacheLocator(numba.core.caching._CacheLocator):
     def __init__(self, inner):
         self._inner = inner
 
+    def __getattr__(self, name):
+        # what Numba reads of a locator besides its interface (``_py_file`` in the warning
+        # for a kernel it cannot cache) is the inner locator's
+        return getattr(self._inner, name)
+
     def ensure_cache_path(self):
         self._inner.ensure_cache_path()
 
