@@ -1,14 +1,34 @@
-"""Start-up cost in a fresh process: import fastmlp, ``Model.load``, first one-epoch fit.
+"""The first call in a fresh process: compile cache cold, warm, and after ``fastmlp compile``.
 
-Each round runs a new Python process that imports fastmlp, loads a saved digits model
-(64-32-10, float64) and fits it for one epoch (batch 32) on the digits, which it reads from
-``.npy`` files. The round's time is the whole process, interpreter start-up included; the
-child's own breakdown (import / load / fit seconds) goes to ``extra_info``.
+Each round runs a new Python process that makes one of the first calls issue 14 names, and
+times it (the child's own clock, from just before the call to its return), beside the whole
+process (interpreter start-up and imports included):
 
-* cache cold: ``NUMBA_CACHE_DIR`` is a new empty folder, so every kernel the fit needs is
-  compiled (what the first run after an install pays);
-* cache warm: the folder was filled by an earlier run (the cold row's, or a warm-up), so the
-  kernels are loaded from disk (every later run).
+* ``fit float64``: ``fastmlp.MLPClassifier(random_state=0).fit`` on iris (150 x 4, float64,
+  scikit-learn's defaults: Adam, 200 epochs), scikit-learn imported before the clock starts,
+  as for scikit-learn's own row;
+* ``fit float32``: the same on iris as float32;
+* ``predict``: ``Model.load`` of a saved digits model (64-32-10, float64), then ``predict`` on
+  the 1797 digits;
+* ``fastmlp train``: the README's first command, ``fastmlp train`` (digits, 64-32-10, 30
+  epochs), as ``fastmlp.cli.main(["train"])`` in the child.
+
+Caches (``NUMBA_CACHE_DIR``):
+
+* cold: a new empty folder for every round, so every kernel the call needs is compiled (a
+  new install, a new container, a new Dask worker);
+* warm: the folder the cold row's last round filled, so the call loads what it compiled;
+* after compile: a folder filled once per session by ``fastmlp compile`` (the Dockerfile
+  line), so the call loads kernels that it did not compile itself.
+
+Every child also records where its compile time went: the seconds each kernel's own
+compilation took (without the kernels it calls), per kernel and float dtype, in
+``extra_info["compile_by_kernel"]``; the report lists the largest of the cold rows.
+
+scikit-learn compiles nothing; its first ``MLPClassifier().fit`` on iris is recorded in the
+fit rows' ``extra_info`` (``sklearn_fit_s``, a fresh process too) for scale. Under
+``--benchmark-disable`` every body runs once; the after-compile rows then compile into the
+session's folder as well (the suite's slowest smoke step: about three minutes on 2 cores).
 """
 
 import json
@@ -16,79 +36,180 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import _benchlib as bl
 import numpy as np
 import pytest
 
+#: The child: one first call, timed by its own clock; prints one JSON line. Numba's compile
+#: events give the seconds each kernel's compilation took itself, without the kernels it
+#: called (those are compiled inside it, as it is typed), per kernel and specialisation.
 CHILD = """
-import json, sys, time
+import collections, json, sys, time, warnings
 t0 = time.perf_counter()
+import numpy as np
+from numba.core import event
 import fastmlp
 t1 = time.perf_counter()
-import numpy as np
-model = fastmlp.Model.load(sys.argv[1])
-X, y = np.load(sys.argv[2]), np.load(sys.argv[3])
+workload, folder = sys.argv[1], sys.argv[2]
+warnings.simplefilter("ignore")  # iris does not converge in 200 Adam epochs
+own = collections.Counter()
+stack = []
+
+def specialisation(ev):
+    dispatcher = ev.data["dispatcher"]
+    name = getattr(dispatcher, "py_func", dispatcher).__qualname__.split(".<locals>")[0]
+    kinds = sorted({str(t.dtype) for t in ev.data["args"] if hasattr(t, "ndim")
+                    and str(getattr(t, "dtype", "")).startswith("float")})
+    return f"{name}({', '.join(kinds)})" if kinds else name
+
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        stack.append([specialisation(ev), time.perf_counter(), 0.0])
+
+    def on_end(self, ev):
+        name, start, inner = stack.pop()
+        seconds = time.perf_counter() - start
+        own[name] += seconds - inner
+        if stack:
+            stack[-1][2] += seconds
+
+event.register("numba:compile", Compiles())
 t2 = time.perf_counter()
-history = model.fit(X, y, epochs=1, batch_size=32, learning_rate=0.1, progress=False)
+if workload.startswith("fit"):
+    dtype = workload.split()[1]
+    X = np.load(folder + "/iris_X.npy").astype(dtype)
+    y = np.load(folder + "/iris_y.npy")
+    estimator = fastmlp.MLPClassifier(random_state=0)  # imports scikit-learn: not timed
+    t2 = time.perf_counter()
+    result = estimator.fit(X, y).loss_
+elif workload == "predict":
+    X = np.load(folder + "/digits_X.npy")
+    t2 = time.perf_counter()
+    result = float(fastmlp.Model.load(folder + "/digits.npz").predict(X).sum())
+else:  # the README's first command, `fastmlp train`
+    from fastmlp.cli import main
+    result = main(["train"])
 t3 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "fit_s": t3 - t2,
-                  "loss": history.loss[-1]}))
+print(json.dumps({"import_s": t1 - t0, "call_s": t3 - t2, "result": result,
+                  "compiled_s": sum(own.values()), "compiled": len(own),
+                  "compile_by_kernel": dict(own.most_common())}))
 """
 
-_filled_cache = {}  # the cold row leaves a filled cache folder for the warm row
+SKLEARN_CHILD = """
+import json, sys, time, warnings
+import numpy as np
+from sklearn.neural_network import MLPClassifier
+warnings.simplefilter("ignore")
+X, y = np.load(sys.argv[1] + "/iris_X.npy"), np.load(sys.argv[1] + "/iris_y.npy")
+t0 = time.perf_counter()
+MLPClassifier(random_state=0).fit(X, y)
+print(json.dumps({"call_s": time.perf_counter() - t0}))
+"""
+
+WORKLOADS = ("fit float64", "fit float32", "predict", "fastmlp train")
+CACHES = ("cold", "warm", "after compile")
+
+_state = {}  # workload -> the cache folder its cold row filled; "compiled" -> compile's folder
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
+    """The data and model files the children read, and their environment."""
+    from sklearn.datasets import load_iris
+
     import fastmlp
 
     folder = tmp_path_factory.mktemp("startup")
-    X, y = bl.digits()
+    X, y = load_iris(return_X_y=True)
+    np.save(folder / "iris_X.npy", X)
+    np.save(folder / "iris_y.npy", y)
+    Xd, yd = bl.digits()
     model = bl.fastmlp_model((64, 32, 10), "float64")
-    paths = [str(folder / name) for name in ("model.npz", "X.npy", "y.npy")]
-    model.save(paths[0])
-    np.save(paths[1], X)
-    np.save(paths[2], y)
+    model.save(str(folder / "digits.npz"))
+    np.save(folder / "digits_X.npy", Xd)
     env = dict(os.environ)
     # the child imports the same fastmlp as this process (an install, or the source tree)
     src = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    env.pop("NUMBA_DISABLE_JIT", None)
-    return folder, paths, env
+    for name in ("NUMBA_DISABLE_JIT", "FASTMLP_CACHE_DIR", "FASTMLP_CACHE"):
+        env.pop(name, None)
+    return folder, env
 
 
-def _run_child(saved, cache_dir):
-    folder, paths, env = saved
+def _child(saved, workload, cache_dir):
+    """Run one fresh process; return the child's timings with the whole process's."""
+    folder, env = saved
     env = dict(env, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", CHILD, *paths], env=env, cwd=folder,
-                         capture_output=True, text=True, timeout=600, check=False)
+    command = [sys.executable, "-c", CHILD, workload, str(folder)]
+    start = time.perf_counter()
+    out = subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True,
+                         timeout=900, check=False)
+    process_s = time.perf_counter() - start
     if out.returncode != 0:
-        raise RuntimeError(f"child process failed ({out.returncode}):\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{workload!r} failed ({out.returncode}):\n{out.stderr}")
+    if workload == "fastmlp train":
+        assert "test accuracy" in out.stdout, out.stdout
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": process_s}
 
 
-@pytest.mark.parametrize("cache", ["cold", "warm"])
-def test_fresh_process(benchmark, saved, tmp_path_factory, cache):
-    benchmark.group = "fresh process: import + Model.load + first 1-epoch fit (digits)"
+def _new_cache(tmp_path_factory):
+    return tempfile.mkdtemp(prefix="numba-cache-", dir=tmp_path_factory.getbasetemp())
+
+
+def _compiled_cache(saved, tmp_path_factory):
+    """A cache folder that ``fastmlp compile`` filled (once per session)."""
+    if "compiled" not in _state:
+        folder, env = saved
+        cache_dir = _new_cache(tmp_path_factory)
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "fastmlp", "compile"],
+                             env=dict(env, FASTMLP_CACHE_DIR=cache_dir), cwd=folder,
+                             capture_output=True, text=True, timeout=1800, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"fastmlp compile failed ({out.returncode}):\n{out.stderr}")
+        _state["compiled"] = cache_dir
+        _state["fastmlp_compile_s"] = time.perf_counter() - start
+    return _state["compiled"]
+
+
+def _sklearn_fit_s(saved):
+    if "sklearn_fit_s" not in _state:
+        folder, env = saved
+        out = subprocess.run([sys.executable, "-c", SKLEARN_CHILD, str(folder)], env=env,
+                             capture_output=True, text=True, timeout=600, check=True)
+        _state["sklearn_fit_s"] = json.loads(out.stdout.strip().splitlines()[-1])["call_s"]
+    return _state["sklearn_fit_s"]
+
+
+@pytest.mark.parametrize("cache", CACHES)
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_first_call(benchmark, saved, tmp_path_factory, workload, cache):
+    benchmark.group = "first call in a fresh process"
     benchmark.extra_info.update(kind="startup", impl="fastmlp", cache=cache,
-                                workload=f"fresh process, cache {cache}")
+                                workload=workload)
     last = {}
 
-    def new_cache():
-        return (tempfile.mkdtemp(prefix="numba-cache-", dir=tmp_path_factory.getbasetemp()),), {}
-
     def run(cache_dir):
-        last.update(_run_child(saved, cache_dir), cache_dir=cache_dir)
+        last.update(_child(saved, workload, cache_dir), cache_dir=cache_dir)
 
     if cache == "cold":
-        bl.time_calls(benchmark, run, setup=new_cache, warmup_rounds=0,
-                      rounds=min(2, bl.ROUNDS))
-        _filled_cache["dir"] = last["cache_dir"]
+        def setup():
+            return (_new_cache(tmp_path_factory),), {}
+
+        bl.time_calls(benchmark, run, setup=setup, warmup_rounds=0, rounds=min(2, bl.ROUNDS))
+        _state[workload] = last["cache_dir"]
     else:
-        if "dir" not in _filled_cache and not benchmark.disabled:
-            run(new_cache()[0][0])  # fill a cache first
-            _filled_cache["dir"] = last["cache_dir"]
-        cache_dir = _filled_cache.get("dir") or new_cache()[0][0]
+        if cache == "warm":
+            if workload not in _state:  # the cold row did not run (-k): fill a cache first
+                run(_new_cache(tmp_path_factory))
+                _state[workload] = last["cache_dir"]
+            cache_dir = _state[workload]
+        else:
+            cache_dir = _compiled_cache(saved, tmp_path_factory)
+            benchmark.extra_info["fastmlp_compile_s"] = _state["fastmlp_compile_s"]
         bl.time_calls(benchmark, run, args=(cache_dir,), warmup_rounds=0)
     benchmark.extra_info.update({k: v for k, v in last.items() if k != "cache_dir"})
+    if workload.startswith("fit"):
+        benchmark.extra_info["sklearn_fit_s"] = _sklearn_fit_s(saved)

@@ -399,18 +399,51 @@ def tables_table(benchmarks, stat="min"):
 # Start-up and GEMM
 # ---------------------------------------------------------------------------------------------
 def startup_table(benchmarks, stat="min"):
+    """The first call in a fresh process (``bench_startup.py``), per workload and cache."""
     rows = _by_kind(benchmarks, "startup")
     if not rows:
         return None
-    table = Table("Fresh process: python -c 'import fastmlp; Model.load; fit 1 epoch (digits)'",
-                  ["numba cache", "process s", "import fastmlp s", "load s", "first fit s"])
-    for b in sorted(rows, key=lambda b: b["extra_info"]["cache"]):
+    table = Table("First call in a fresh process: compile cache cold, warm, after "
+                  "`fastmlp compile`",
+                  ["call", "cache", "process s", "first call s", "import fastmlp s"])
+    order = {"cold": 0, "warm": 1, "after compile": 2}
+    for b in sorted(rows, key=lambda b: (b["extra_info"]["workload"],
+                                         order.get(b["extra_info"]["cache"], 3))):
         i = b["extra_info"]
-        table.rows.append([i["cache"], _fmt_s(_t(b, stat))] +
-                          [_fmt_s(i.get(k)) for k in ("import_s", "load_s", "fit_s")])
+        table.rows.append([i["workload"], i["cache"], _fmt_s(_t(b, stat)),
+                           _fmt_s(i.get("call_s")), _fmt_s(i.get("import_s"))])
     table.notes.append("'process s' is the whole child process (interpreter start-up "
-                       "included, the round's " + stat + "); the other columns are the child's "
-                       "own timings from its last round.")
+                       "included, the round's " + stat + "); 'first call s' is the child's own "
+                       "clock around the call, from its last round ('fastmlp train': the "
+                       "process only).")
+    sklearn = [b["extra_info"]["sklearn_fit_s"] for b in rows
+               if "sklearn_fit_s" in b["extra_info"]]
+    if sklearn:
+        table.notes.append(f"scikit-learn's MLPClassifier().fit on iris, in a fresh process: "
+                           f"{_fmt_s(sklearn[0])} s.")
+    compile_s = [b["extra_info"]["fastmlp_compile_s"] for b in rows
+                 if "fastmlp_compile_s" in b["extra_info"]]
+    if compile_s:
+        table.notes.append(f"fastmlp compile took {_fmt_s(compile_s[0])} s.")
+    return table
+
+
+def compile_table(benchmarks, top=6):
+    """Where a cold first call's compile time goes (``bench_startup.py``'s cold rows)."""
+    rows = [b for b in _by_kind(benchmarks, "startup")
+            if b["extra_info"].get("cache") == "cold" and b["extra_info"].get("compile_by_kernel")]
+    if not rows:
+        return None
+    table = Table("Where a cold first call's compile time goes",
+                  ["call", "compiled s", "specialisations", f"largest {top}, own s each"])
+    for b in sorted(rows, key=lambda b: b["extra_info"]["workload"]):
+        i = b["extra_info"]
+        largest = sorted(i["compile_by_kernel"].items(), key=lambda kv: -kv[1])[:top]
+        table.rows.append([i["workload"], _fmt_s(i["compiled_s"]), str(i["compiled"]),
+                           ", ".join(f"{name} {seconds:.2f}" for name, seconds in largest)])
+    table.notes.append("Numba's compile events in the child of the cold row's last round: each "
+                       "specialisation's own seconds, without the kernels it calls (compiled "
+                       "while it is typed); per kernel and float dtype of its array arguments.")
     return table
 
 
@@ -575,7 +608,7 @@ def build_tables(benchmarks, stat="min", brief=False):
               comparison_table(benchmarks, "predict", stat), calls_table(benchmarks, stat),
               regressor_table(benchmarks, stat), busy_table(benchmarks, stat),
               tables_table(benchmarks, stat), startup_table(benchmarks, stat),
-              gemm_table(benchmarks, stat)]
+              compile_table(benchmarks), gemm_table(benchmarks, stat)]
     matmul = matmul_tables(benchmarks, stat)
     tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)
     return [t for t in tables if t is not None]
