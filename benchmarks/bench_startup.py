@@ -27,8 +27,8 @@ compilation took (without the kernels it calls), per kernel and float dtype, in
 
 scikit-learn compiles nothing; its first ``MLPClassifier().fit`` on iris is recorded in the
 fit rows' ``extra_info`` (``sklearn_fit_s``, a fresh process too) for scale. Under
-``--benchmark-disable`` every body runs once; the after-compile rows then compile into the
-session's folder as well (the suite's slowest smoke step: about three minutes on 2 cores).
+``--benchmark-disable`` every body runs once, and the after-compile rows use the cache this
+process uses, which ``fastmlp compile`` then only tops up (CI fills it before the suite).
 """
 
 import json
@@ -141,7 +141,8 @@ def saved(tmp_path_factory):
 def _child(saved, workload, cache_dir):
     """Run one fresh process; return the child's timings with the whole process's."""
     folder, env = saved
-    env = dict(env, NUMBA_CACHE_DIR=cache_dir)
+    if cache_dir is not None:  # None: the cache this process uses (see _compiled_cache)
+        env = dict(env, NUMBA_CACHE_DIR=cache_dir)
     command = [sys.executable, "-c", CHILD, workload, str(folder)]
     start = time.perf_counter()
     out = subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True,
@@ -158,15 +159,21 @@ def _new_cache(tmp_path_factory):
     return tempfile.mkdtemp(prefix="numba-cache-", dir=tmp_path_factory.getbasetemp())
 
 
-def _compiled_cache(saved, tmp_path_factory):
-    """A cache folder that ``fastmlp compile`` filled (once per session)."""
+def _compiled_cache(saved, tmp_path_factory, own_folder):
+    """A cache folder that ``fastmlp compile`` filled (once per session).
+
+    With ``own_folder`` false (``--benchmark-disable``), the cache this process uses, which
+    ``fastmlp compile`` then only tops up (CI filled it before the suite): None stands for it.
+    """
     if "compiled" not in _state:
         folder, env = saved
-        cache_dir = _new_cache(tmp_path_factory)
+        cache_dir = _new_cache(tmp_path_factory) if own_folder else None
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "fastmlp", "compile"],
-                             env=dict(env, FASTMLP_CACHE_DIR=cache_dir), cwd=folder,
-                             capture_output=True, text=True, timeout=1800, check=False)
+                             env=env if cache_dir is None else dict(env,
+                                                                    FASTMLP_CACHE_DIR=cache_dir),
+                             cwd=folder, capture_output=True, text=True, timeout=1800,
+                             check=False)
         if out.returncode != 0:
             raise RuntimeError(f"fastmlp compile failed ({out.returncode}):\n{out.stderr}")
         _state["compiled"] = cache_dir
@@ -207,7 +214,7 @@ def test_first_call(benchmark, saved, tmp_path_factory, workload, cache):
                 _state[workload] = last["cache_dir"]
             cache_dir = _state[workload]
         else:
-            cache_dir = _compiled_cache(saved, tmp_path_factory)
+            cache_dir = _compiled_cache(saved, tmp_path_factory, not benchmark.disabled)
             benchmark.extra_info["fastmlp_compile_s"] = _state["fastmlp_compile_s"]
         bl.time_calls(benchmark, run, args=(cache_dir,), warmup_rounds=0)
     benchmark.extra_info.update({k: v for k, v in last.items() if k != "cache_dir"})
