@@ -65,7 +65,14 @@ from fastmlp.sklearn._constraints import (
     _Options,
     _validate_parameters,
 )
-from fastmlp.sklearn._inputs import FLOATS, as_csr, check_sample_weight, validate_data
+from fastmlp.sklearn._inputs import (
+    FLOATS,
+    as_csr,
+    check_sample_weight,
+    compute_dtype,
+    stand_in,
+    validate_data,
+)
 from fastmlp.sklearn._optimizer import StochasticOptimizer
 from fastmlp.sklearn._rollback import Rollback
 
@@ -286,8 +293,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 f"hidden_layer_sizes ({list(layer_units)}); fit without warm_start to start over"
             )
         if not self._views_intact():
-            dtype = np.result_type(*self.coefs_, *self.intercepts_)
-            dtype = dtype if dtype in FLOATS else np.dtype(np.float64)
+            dtype = compute_dtype(np.result_type(*self.coefs_, *self.intercepts_))
             self._set_theta(self._packed(dtype).copy(), layer_units)
 
     def _initialize(self, y, layer_units, dtype):
@@ -378,9 +384,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         Returns ``(RowBlocks, y)``. ``y`` is checked and encoded by the estimator's own
         :meth:`_validate_input`, given in place of ``X`` a stand-in of ``X``'s shape and
-        dtype that takes no memory (every row the same zero row, stride 0): what
-        ``validate_data`` checks of ``X`` (its shape, dtype and feature count) is then checked
-        and recorded as for ``X`` itself, and each block's values are checked as it is read.
+        dtype that takes no memory (``_inputs.stand_in``); each block's values are checked
+        as it is read.
         """
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported for an X read in blocks (a "
@@ -392,11 +397,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                              "(and score a validation set of your own between partial_fit "
                              "calls)")
         blocks = RowBlocks(X)
-        dtype = blocks.dtype if blocks.dtype in FLOATS else np.dtype(np.float64)
-        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=blocks.shape,
-                                                   strides=(0, 0), writeable=False)
-        _, y = self._validate_input(stand_in, y, incremental, reset)
-        blocks.dtype = dtype  # what the blocks are converted to as they are read
+        no_data = stand_in(blocks.shape, blocks.dtype)
+        _, y = self._validate_input(no_data, y, incremental, reset)
+        blocks.dtype = no_data.dtype  # what the blocks are converted to as they are read
         return blocks, y
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
@@ -767,8 +770,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if check_input and not self._plain_input(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # the dtype numpy would give X @ coefs_ (scikit-learn computes in it)
-        dtype = np.result_type(X.dtype, *self.coefs_, *self.intercepts_)
-        dtype = dtype if dtype in FLOATS else np.dtype(np.float64)
+        dtype = compute_dtype(np.result_type(X.dtype, *self.coefs_, *self.intercepts_))
         net = self._network(dtype)
         theta = self._packed(dtype)
         if not sp.issparse(X):

@@ -55,7 +55,7 @@ from fastmlp._kernels import weighted as _weighted
 from fastmlp._kernels.checks import all_finite
 from fastmlp._kernels.layout import activation_layout
 from fastmlp._kernels.optim import add_l2
-from fastmlp.sklearn._inputs import FLOATS
+from fastmlp.sklearn._inputs import compute_dtype, stand_in
 
 #: Block results summed by one task of the reduction tree (the last level is summed on the
 #: client): few enough that a sum starts soon, many enough that the tree stays shallow.
@@ -150,15 +150,6 @@ def prepare(X, y, sample_weight):
     return blocks, blocks.stand_in(), _in_memory(y), _in_memory(sample_weight)
 
 
-class _NoData(np.ndarray):
-    """``X``'s shape and dtype without its data (zero strides): what the validation reads.
-
-    A subclass, so that the estimators' shortcuts for plain NumPy input (which read the rows
-    with compiled checks) pass it on to ``validate_data``, which sees only its shape, its
-    dtype and one O(1)-memory finiteness sum of zeros.
-    """
-
-
 class Blocks:
     """The blocks of a dask array ``X`` on the workers, each checked there.
 
@@ -184,7 +175,7 @@ class Blocks:
         if X.numblocks[1] > 1:
             X = X.rechunk({1: -1})
         self.client = client
-        self.dtype = X.dtype if X.dtype in FLOATS else np.dtype(np.float64)
+        self.dtype = compute_dtype(X.dtype)
         check = dask.delayed(_check_block, pure=False)
         self.checked = client.compute([check(d, self.dtype.str) for d in X.to_delayed().ravel()])
         reports = client.gather(client.map(_report, self.checked, pure=False))
@@ -204,8 +195,7 @@ class Blocks:
 
     def stand_in(self):
         """Return an ``(n_samples, n_features)`` array of ``X``'s dtype holding no data."""
-        zero = np.zeros((), dtype=self.dtype)
-        return np.broadcast_to(zero, (self.n_samples, self.n_features)).view(_NoData)
+        return stand_in((self.n_samples, self.n_features), self.dtype)
 
     def with_targets(self, Y, sample_weight, w_sum, net, clip_eps):
         """Return futures of the non-empty blocks joined with their targets and the network.

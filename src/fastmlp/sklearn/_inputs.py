@@ -18,6 +18,31 @@ except ImportError:  # pragma: no cover - scikit-learn 1.5
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def compute_dtype(dtype):
+    """Return the dtype the engine computes data of ``dtype`` in: itself, or float64."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype in FLOATS else np.dtype(np.float64)
+
+
+class NoData(np.ndarray):
+    """An array's shape and dtype without its data (zero strides): what validation reads.
+
+    A subclass, so that the estimators' shortcuts for plain NumPy input (which read the rows
+    with compiled checks) pass it on to ``validate_data``, which sees only its shape, its
+    dtype and one O(1)-memory finiteness sum of zeros.
+    """
+
+
+def stand_in(shape, dtype):
+    """Return a :class:`NoData` of ``shape`` in :func:`compute_dtype` of ``dtype``.
+
+    It takes the place of an ``X`` that stays out of memory (read in blocks, or held on a Dask
+    cluster) in ``_validate_input``, which checks and records its shape, dtype and feature
+    count as for ``X`` itself, and encodes ``y``.
+    """
+    return np.broadcast_to(np.zeros((), compute_dtype(dtype)), shape).view(NoData)
+
+
 def check_sample_weight(sample_weight, X):
     """``sample_weight`` as a 1-D float array of length ``n_samples`` (scikit-learn's rules)."""
     n_samples = X.shape[0]
