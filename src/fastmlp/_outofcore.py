@@ -26,6 +26,11 @@ import numpy as np
 BLOCK_BYTES = int(os.environ.get("FASTMLP_BLOCK_BYTES", 16 << 20))
 
 
+def block_rows_for(n_features, itemsize):
+    """Rows of ``n_features`` entries of ``itemsize`` bytes in a block of :data:`BLOCK_BYTES`."""
+    return max(1, BLOCK_BYTES // max(1, itemsize * n_features))
+
+
 def is_out_of_core(X):
     """Whether ``X`` is an array read in blocks: a memmap, a zarr or a dask array."""
     if isinstance(X, np.memmap):
@@ -77,7 +82,7 @@ class RowBlocks:
             else:  # zarr, h5py: one chunk size
                 edges = list(range(0, n, int(rows))) + [n]
         else:
-            rows = max(1, BLOCK_BYTES // max(1, dtype.itemsize * self.shape[1]))
+            rows = block_rows_for(self.shape[1], dtype.itemsize)
             edges = list(range(0, n, rows)) + [n]
         self.bounds = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)
                        if b > a]

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from fastmlp import datasets, tables
-from fastmlp._outofcore import BLOCK_BYTES, RowBlocks, is_out_of_core
+from fastmlp._outofcore import RowBlocks, block_rows_for, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
 
@@ -745,12 +745,12 @@ def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name
         raise UserError("--scheduler needs dask and distributed: pip install "
                         "'fastmlp[dask]'") from None
     from fastmlp import MLPClassifier, MLPRegressor
-    from fastmlp.sklearn._convert import SKLEARN_ACTIVATIONS
+    from fastmlp.sklearn._convert import SKLEARN_ACTIVATIONS, SKLEARN_LOSSES
 
     if hasattr(X_train, "store") and type(X_train).__module__.startswith("zarr"):
         X_dask = da.from_zarr(X_train)
     else:
-        rows = max(1, BLOCK_BYTES // (8 * X_train.shape[1]))
+        rows = block_rows_for(X_train.shape[1], 8)  # blocks of float64 rows
         X_dask = da.from_array(X_train, chunks=(rows, X_train.shape[1]))
     if model.preprocessing is not None:
         X_dask = X_dask.map_blocks(model.preprocessing.transform, dtype=np.float64)
@@ -759,7 +759,7 @@ def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name
                 "solver": "lbfgs", "alpha": args.l2, "max_iter": args.epochs,
                 "random_state": args.seed}
     if model.is_regression:
-        settings["loss"] = "poisson" if model.output == "exp" else "squared_error"
+        settings["loss"] = SKLEARN_LOSSES[model.output]
     estimator = (MLPRegressor if model.is_regression else MLPClassifier)(**settings)
     try:
         client = Client(args.scheduler, timeout=30)

@@ -52,8 +52,9 @@ _LBFGS_ATTRS = frozenset({"_coef_indptr", "_intercept_indptr"})
 SKLEARN_ACTIVATIONS = {"sigmoid": "logistic", "logistic": "logistic", "tanh": "tanh",
                        "relu": "relu", "identity": "identity"}
 
-#: A Model's regression outputs to scikit-learn's ``MLPRegressor(loss=...)``.
-_REGRESSION_LOSSES = {"identity": "squared_error", "exp": "poisson"}
+#: A Model's regression outputs to scikit-learn's ``MLPRegressor(loss=...)`` (the command's
+#: --scheduler uses it too).
+SKLEARN_LOSSES = {"identity": "squared_error", "exp": "poisson"}
 
 
 # -- fastmlp's estimators -> scikit-learn's ----------------------------------------------------
@@ -307,8 +308,8 @@ def model_to_sklearn(model):
         coefs[-1], intercepts[-1] = np.ascontiguousarray(W), np.ascontiguousarray(b)
         estimator._label_binarizer = binarizer
         estimator.classes_ = binarizer.classes_
-    elif output in _REGRESSION_LOSSES:
-        loss = _REGRESSION_LOSSES[output]
+    elif output in SKLEARN_LOSSES:
+        loss = SKLEARN_LOSSES[output]
         if "loss" in SkMLPRegressor._get_param_names():
             network["loss"] = loss
         elif loss != "squared_error":
