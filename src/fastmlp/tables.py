@@ -132,8 +132,7 @@ def _read_csv(pa, path, fmt, float_dtype, exclude):
         to = pa.from_numpy_dtype(np.dtype(float_dtype))
         convert.column_types = {
             field.name: to for field in schema
-            if field.name not in exclude and (pa.types.is_integer(field.type)
-                                              or pa.types.is_floating(field.type))}
+            if field.name not in exclude and _is_int_or_float(pa, field.type)}
     try:
         return pa.csv.read_csv(path, read_options=read, parse_options=parse,
                                convert_options=convert)
@@ -159,11 +158,15 @@ def _is_number(text):
     return True
 
 
+def _is_int_or_float(pa, arrow_type):
+    """Whether a column of ``arrow_type`` holds plain numbers: NumPy's ints and floats."""
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+
+
 def _is_numeric(arrow_type):
     pa = _pyarrow()
-    return (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-            or pa.types.is_boolean(arrow_type) or pa.types.is_decimal(arrow_type)
-            or pa.types.is_null(arrow_type))
+    return (_is_int_or_float(pa, arrow_type) or pa.types.is_boolean(arrow_type)
+            or pa.types.is_decimal(arrow_type) or pa.types.is_null(arrow_type))
 
 
 def features(table, names, dtype=np.float64):
@@ -196,8 +199,7 @@ def features(table, names, dtype=np.float64):
     # to_numpy joins its chunks first: each costs several times this on wide tables.
     columns = [index[name] for name in names]
     selected = table.select(columns)
-    plain = all(pa.types.is_integer(field.type) or (pa.types.is_floating(field.type)
-                                                    and field.type != pa.float16())
+    plain = all(_is_int_or_float(pa, field.type) and field.type != pa.float16()
                 for field in selected.schema)  # to_tensor cannot cast half floats
     X = np.empty((table.num_rows, len(names)), dtype=dtype)
     start = 0
@@ -211,8 +213,7 @@ def features(table, names, dtype=np.float64):
             rows = np.empty((len(names), batch.num_rows), dtype=dtype)
             for j in range(batch.num_columns):
                 values = batch.column(j)
-                if values.null_count or not (pa.types.is_integer(values.type)
-                                             or pa.types.is_floating(values.type)):
+                if values.null_count or not _is_int_or_float(pa, values.type):
                     # NaN for a null; bool and decimal as numbers
                     values = pa.compute.cast(values, pa.float64())
                     rows[j] = values.to_numpy(zero_copy_only=False)
