@@ -111,7 +111,10 @@ print(json.dumps({"call_s": time.perf_counter() - t0}))
 WORKLOADS = ("fit float64", "fit float32", "predict", "fastmlp train")
 CACHES = ("cold", "warm", "after compile")
 
-_state = {}  # workload -> the cache folder its cold row filled; "compiled" -> compile's folder
+# per session: workload -> the cache folder its cold row filled; ("result", workload) -> its
+# first result; "compiled" -> fastmlp compile's folder (None: this process's cache) and
+# "fastmlp_compile_s"; "sklearn_fit_s"
+_state = {}
 
 
 @pytest.fixture(scope="module")

@@ -387,7 +387,8 @@ def tables_table(benchmarks, stat="min"):
     table.notes.append(
         f"Seconds from the file to X (C-contiguous for fastmlp; pandas' to_numpy gives "
         f"Fortran order, which a model copies later, not counted) and y, the {stat} over the "
-        "rounds. fastmlp: tables.read_table + tables.features + tables.column; pandas: "
+        "rounds. fastmlp: tables.read_table(float_dtype=dtype) + tables.features + "
+        "tables.column; pandas: "
         "read_csv (read_parquet) + .drop(columns='label').to_numpy(dtype) + ['label'], in the "
         "same process and run. 'vs pandas' = pandas' time / fastmlp's (the issue: >= 1, "
         "fastmlp not slower); 'fastmlp read / epoch': the read over one training epoch on "
