@@ -27,8 +27,9 @@ compilation took (without the kernels it calls), per kernel and float dtype, in
 
 scikit-learn compiles nothing; its first ``MLPClassifier().fit`` on iris is recorded in the
 fit rows' ``extra_info`` (``sklearn_fit_s``, a fresh process too) for scale. Under
-``--benchmark-disable`` every body runs once, and the after-compile rows use the cache this
-process uses, which ``fastmlp compile`` then only tops up (CI fills it before the suite).
+``--benchmark-disable`` every body runs once: one cold row (``SMOKE_COLD``; the others would
+compile for minutes to run the same body), and the other rows use the cache this process
+uses, which CI fills before the suite (``fastmlp compile`` then only tops it up).
 """
 
 import json
@@ -110,6 +111,8 @@ print(json.dumps({"call_s": time.perf_counter() - t0}))
 
 WORKLOADS = ("fit float64", "fit float32", "predict", "fastmlp train")
 CACHES = ("cold", "warm", "after compile")
+#: The one cold row of a smoke run (``--benchmark-disable``): the cheapest to compile.
+SMOKE_COLD = "predict"
 
 # per session: workload -> the cache folder its cold row filled; ("result", workload) -> its
 # first result; "compiled" -> fastmlp compile's folder (None: this process's cache) and
@@ -136,7 +139,7 @@ def saved(tmp_path_factory):
     # the child imports the same fastmlp as this process (an install, or the source tree)
     src = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    for name in ("NUMBA_DISABLE_JIT", "FASTMLP_CACHE_DIR", "FASTMLP_CACHE"):
+    for name in ("NUMBA_DISABLE_JIT", "FASTMLP_CACHE"):
         env.pop(name, None)
     return folder, env
 
@@ -146,6 +149,7 @@ def _child(saved, workload, cache_dir):
     folder, env = saved
     if cache_dir is not None:  # None: the cache this process uses (see _compiled_cache)
         env = dict(env, NUMBA_CACHE_DIR=cache_dir)
+        env.pop("FASTMLP_CACHE_DIR", None)  # it would come before NUMBA_CACHE_DIR
     command = [sys.executable, "-c", CHILD, workload, str(folder)]
     start = time.perf_counter()
     out = subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True,
@@ -199,6 +203,10 @@ def test_first_call(benchmark, saved, tmp_path_factory, workload, cache):
     benchmark.group = "first call in a fresh process"
     benchmark.extra_info.update(kind="startup", impl="fastmlp", cache=cache,
                                 workload=workload)
+    smoke = benchmark.disabled
+    if smoke and cache == "cold" and workload != SMOKE_COLD:
+        pytest.skip(f"smoke run: the cold body runs once, in the {SMOKE_COLD!r} row (each "
+                    "cold row compiles for 15-40 s)")
     last = {}
 
     def run(cache_dir):
@@ -212,7 +220,9 @@ def test_first_call(benchmark, saved, tmp_path_factory, workload, cache):
         _state[workload] = last["cache_dir"]
     else:
         if cache == "warm":
-            if workload not in _state:  # the cold row did not run (-k): fill a cache first
+            if workload not in _state and smoke:  # this process's cache: warm (see above)
+                _state[workload] = None
+            elif workload not in _state:  # the cold row did not run (-k): fill a cache first
                 run(_new_cache(tmp_path_factory))
                 _state[workload] = last["cache_dir"]
             cache_dir = _state[workload]
