@@ -461,15 +461,20 @@ def test_trainer_epoch_accepts_csr(rng, dtype):
     assert theta_sparse.dtype == dtype
 
 
+def kernel_x_args(net, X):
+    """The full-data kernels' first arguments for a dense or a CSR ``X``."""
+    dt = net.dtype
+    if sp.issparse(X):
+        return (np.empty((0, 0), dt), X.data, X.indices, X.indptr, True)
+    return (X, np.empty(0, dt), np.empty(0, np.int32), np.empty(0, np.int32), False)
+
+
 def kernel_loss_and_gradient(net, theta, X, Y, *, l2, l2_per_sample, clip_eps, chunk, lanes=0):
     """The full-data kernel on dense or CSR ``X``: serial (``lanes=0``) or in row lanes."""
     dt = net.dtype
-    if sp.issparse(X):
-        x_args = (np.empty((0, 0), dt), X.data, X.indices, X.indptr, True)
-    else:
-        x_args = (X, np.empty(0, dt), np.empty(0, np.int32), np.empty(0, np.int32), False)
+    x_args = kernel_x_args(net, X)
     settings = (net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act, l2,
-                l2_per_sample, clip_eps, True, chunk)
+                l2_per_sample, clip_eps, chunk)
     if lanes:
         grads = np.empty((lanes, net.n_params), dtype=dt)
         loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads, *settings)
@@ -509,6 +514,75 @@ def test_loss_and_gradient_chunks_and_csr(rng, chunk, output, dtype):
             assert n_correct == correct_1, what
             np.testing.assert_allclose(grad, grad_1, rtol=tol, atol=tol * np.abs(grad_1).max(),
                                        err_msg=what)
+
+
+def kernel_loss(net, theta, X, Y, *, l2, l2_per_sample, clip_eps, chunk, lanes=0):
+    """The cost-only kernel, as :func:`kernel_loss_and_gradient` calls the gradient's."""
+    x_args = kernel_x_args(net, X)
+    settings = (net.sizes, net.w_off, net.b_off, net.hidden_act, net.out_act, l2,
+                l2_per_sample, clip_eps, chunk)
+    if lanes:
+        return train.loss_parallel(*x_args, Y, theta, lanes, *settings)
+    return train.loss(*x_args, Y, theta, *settings)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+@pytest.mark.parametrize("chunk", [1, 7, N])
+def test_the_cost_alone_is_the_gradient_kernels_cost(rng, chunk, output, dtype):
+    """Forward passes only give the cost the gradient kernels give: exactly without L2 (the
+    same forward passes, summed in the same order), to rounding with it (the sum of squares
+    is another loop)."""
+    net, theta, X, Y = make_case(rng, output, "sigmoid", dtype=dtype)
+    X = sparsify(rng, X)
+    clip = float(np.finfo(dtype).eps)
+    for name, data in (("dense", X), ("csr", sp.csr_matrix(X))):
+        for lanes in (0, 1, 2, 3):
+            what = f"{name}, {lanes} lanes"
+            kw = dict(l2=0.0, l2_per_sample=0.0, clip_eps=clip, chunk=chunk, lanes=lanes)
+            loss, n_correct, _ = kernel_loss_and_gradient(net, theta, data, Y, **kw)
+            assert kernel_loss(net, theta, data, Y, **kw) == (loss, n_correct), what
+            kw.update(l2=0.01, l2_per_sample=0.2)
+            loss, n_correct, _ = kernel_loss_and_gradient(net, theta, data, Y, **kw)
+            got, got_correct = kernel_loss(net, theta, data, Y, **kw)
+            assert got == pytest.approx(loss, rel=1e-12 if dtype == np.float64 else 1e-6), what
+            assert got_correct == n_correct, what
+
+
+COST_ONLY_CALLS = """
+import numpy as np
+from numba.core import event
+from fastmlp import Model
+from fastmlp.datasets import load_digits
+
+X, y, Xt, yt = load_digits()
+model = Model([64, 16, 10], seed=0)
+with event.install_recorder("numba:compile") as recorder:
+    model.evaluate(Xt, yt)
+    model.loss(Xt, yt)
+names = {ev.data["dispatcher"].py_func.__name__ for _, ev in recorder.buffer
+         if ev.is_start and hasattr(ev.data["dispatcher"], "py_func")}
+print(" ".join(sorted(names)))
+"""
+
+
+@pytest.mark.slow
+def test_a_cost_without_gradient_compiles_no_backward_pass(tmp_path):
+    """``evaluate`` and ``loss`` in a fresh process, on an empty cache (issue 14: a call
+    compiles only the kernels on its own path)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FASTMLP_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    run = subprocess.run([sys.executable, "-c", COST_ONLY_CALLS], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    compiled = set(run.stdout.split())
+    assert {"loss", "_rows_loss", "forward"} <= compiled  # it did compile: the check can fail
+    assert not compiled & {"backward", "forward_backward", "loss_and_gradient",
+                           "loss_and_gradient_parallel"}, compiled
 
 
 @pytest.mark.parametrize("sparse", [False, True])

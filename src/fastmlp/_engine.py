@@ -244,7 +244,7 @@ class Network:
 
         ``X`` is C-contiguous of ``dtype``, or a scipy.sparse matrix with data of ``dtype``
         (made dense a chunk of rows at a time). Large inputs are split in row lanes over the
-        threads (``train.loss_and_gradient_parallel``).
+        threads (``train.loss_and_gradient_parallel``, ``train.loss_parallel``).
 
         Returns
         -------
@@ -256,23 +256,31 @@ class Network:
         flops = N * self.n_weights
         lanes = parallel_lanes() if flops >= _config.LOSS_PARALLEL_MIN_FLOPS else 1
         lanes = max(1, min(lanes, N))
-        grads = np.empty((lanes, self.n_params if with_grad else 0), dtype=self.dtype)
         chunk = max(1, min(LOSS_CHUNK, -(-N // lanes)))
         if _is_sparse(X):
             X = _canonical_csr(X)
             x_args = (_NO_ROWS[self.dtype], X.data, X.indices, X.indptr, True)
         else:
             x_args = (X, _NO_DATA[self.dtype], _NO_INDEX, _NO_INDEX, False)
-        settings = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act, float(l2),
-                    float(l2_per_sample), float(clip_eps), with_grad, chunk)
+        net = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act)
+        settings = (float(l2), float(l2_per_sample), float(clip_eps), chunk)
+        grads = np.empty((lanes, self.n_params), dtype=self.dtype) if with_grad else None
         with blas_single_threaded():
+            # without a gradient, kernels of forward passes only: an evaluation or a
+            # validation cost then compiles none of the backward pass (issue 14)
             if lanes > 1:
                 with _governed(self._governor("loss", lanes), N):
-                    loss, n_correct = train.loss_and_gradient_parallel(*x_args, Y, theta, grads,
-                                                                       *settings)
-            else:
-                loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0],
+                    if with_grad:
+                        loss, n_correct = train.loss_and_gradient_parallel(
+                            *x_args, Y, theta, grads, *net, *settings)
+                    else:
+                        loss, n_correct = train.loss_parallel(*x_args, Y, theta, lanes, *net,
+                                                              *settings)
+            elif with_grad:
+                loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0], *net,
                                                           *settings)
+            else:
+                loss, n_correct = train.loss(*x_args, Y, theta, *net, *settings)
         return float(loss), int(n_correct), (grads[0] if with_grad else None)
 
 

@@ -188,40 +188,52 @@ def sum_lane_slabs(grads, p0, p1):
 
 
 @jit
-def _chunk_loss_and_gradient(x, y, scale, theta, grad, chunk_grad, sizes, w_off, b_off,
-                             hidden_act, out_act, act_buf, delta_buf, a_off, clip_eps, with_grad):
-    """Add one chunk's cost (summed) and gradient (``scale`` times summed) to the totals."""
-    if not with_grad:
-        return forward(theta, sizes, w_off, b_off, x, act_buf, a_off, hidden_act, out_act, y,
-                       clip_eps, True)
-    loss_sum, n_correct = forward_backward(x, y, scale, theta, chunk_grad, sizes, w_off, b_off,
-                                           hidden_act, out_act, act_buf, delta_buf, a_off,
-                                           clip_eps)
-    for i in range(grad.shape[0]):
-        grad[i] += chunk_grad[i]
-    return loss_sum, n_correct
+def _chunk_rows(X, data, indices, indptr, is_csr, x_buf, start, stop):
+    """Rows ``start .. stop - 1`` of ``X``; of a CSR ``X``, made dense in ``x_buf``."""
+    if is_csr:
+        x = x_buf[: stop - start]
+        for i in range(stop - start):
+            csr_row(data, indices, indptr, start + i, x[i])
+        return x
+    return X[start:stop]
 
 
 @jit
-def _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample, with_grad):
-    """Mean cost plus the L2 term ``0.5 * coef * ||W||^2``; adds ``coef * W`` to ``grad``."""
+def _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample):
+    """``loss_sum / N`` plus the L2 term ``0.5 * coef * ||W||^2``, without a gradient.
+
+    ``coef = l2 + l2_per_sample / N``; :func:`_finish_loss_and_gradient` is the same with a
+    gradient, to which it also adds ``coef * W``.
+    """
     T = theta.dtype.type
     coef = T(l2 + l2_per_sample / N)
-    n_weights = b_off[0]
     sum_sq = 0.0
     if coef != 0:
-        if with_grad:
-            sum_sq = add_l2(theta, grad, n_weights, coef)
-        else:
-            for i in range(n_weights):
-                sum_sq += theta[i] * theta[i]
+        for i in range(b_off[0]):
+            sum_sq += theta[i] * theta[i]
     return loss_sum / N + 0.5 * coef * sum_sq
+
+
+@jit
+def _rows_loss(X, data, indices, indptr, is_csr, Y, r0, r1, chunk, theta, x_buf, act_buf, a_off,
+               sizes, w_off, b_off, hidden_act, out_act, clip_eps):
+    """Cost summed over rows ``r0 .. r1 - 1``, ``chunk`` at a time: forward passes only."""
+    loss_sum = 0.0
+    n_correct = 0
+    for start in range(r0, r1, chunk):
+        stop = min(start + chunk, r1)
+        x = _chunk_rows(X, data, indices, indptr, is_csr, x_buf, start, stop)
+        chunk_loss, chunk_correct = forward(theta, sizes, w_off, b_off, x, act_buf, a_off,
+                                            hidden_act, out_act, Y[start:stop], clip_eps, True)
+        loss_sum += chunk_loss
+        n_correct += chunk_correct
+    return loss_sum, n_correct
 
 
 @jit
 def _rows_loss_and_gradient(X, data, indices, indptr, is_csr, Y, r0, r1, chunk, scale, theta,
                             grad, chunk_grad, x_buf, act_buf, delta_buf, a_off, sizes, w_off,
-                            b_off, hidden_act, out_act, clip_eps, with_grad):
+                            b_off, hidden_act, out_act, clip_eps):
     """Cost summed over rows ``r0 .. r1 - 1``, and ``scale`` times their gradient into ``grad``.
 
     The rows go ``chunk`` at a time (a CSR ``X``'s made dense in ``x_buf``); their gradients
@@ -232,29 +244,87 @@ def _rows_loss_and_gradient(X, data, indices, indptr, is_csr, Y, r0, r1, chunk, 
     n_correct = 0
     for start in range(r0, r1, chunk):
         stop = min(start + chunk, r1)
-        if is_csr:
-            x = x_buf[: stop - start]
-            for i in range(stop - start):
-                csr_row(data, indices, indptr, start + i, x[i])
-        else:
-            x = X[start:stop]
-        chunk_loss, chunk_correct = _chunk_loss_and_gradient(
-            x, Y[start:stop], scale, theta, grad, chunk_grad, sizes, w_off, b_off, hidden_act,
-            out_act, act_buf, delta_buf, a_off, clip_eps, with_grad)
+        x = _chunk_rows(X, data, indices, indptr, is_csr, x_buf, start, stop)
+        chunk_loss, chunk_correct = forward_backward(
+            x, Y[start:stop], scale, theta, chunk_grad, sizes, w_off, b_off, hidden_act,
+            out_act, act_buf, delta_buf, a_off, clip_eps)
+        for i in range(grad.shape[0]):
+            grad[i] += chunk_grad[i]
         loss_sum += chunk_loss
         n_correct += chunk_correct
     return loss_sum, n_correct
 
 
 @jit
-def loss_and_gradient(X, data, indices, indptr, is_csr, Y, theta, grad, sizes, w_off, b_off,
-                      hidden_act, out_act, l2, l2_per_sample, clip_eps, with_grad, chunk):
-    """Mean cost of ``(X, Y)`` and, when ``with_grad``, its gradient into ``grad``.
+def loss(X, data, indices, indptr, is_csr, Y, theta, sizes, w_off, b_off, hidden_act, out_act,
+         l2, l2_per_sample, clip_eps, chunk):
+    """Mean cost of ``(X, Y)`` (plus the L2 term): forward passes only, ``chunk`` rows at a time.
 
-    Used for ``Model.loss``/``Model.gradients`` and as L-BFGS's objective. ``chunk`` rows are
-    processed at a time (bounding memory); their gradients add up. The L2 coefficient is
-    ``coef = l2 + l2_per_sample / N``: the cost includes ``0.5 * coef * ||W||^2`` and the
-    gradient ``coef * W``.
+    For ``Model.loss``/``evaluate`` and the validation cost of every epoch: a call that needs
+    no gradient compiles none of the backward pass. Arguments as for
+    :func:`loss_and_gradient`, without ``grad``.
+
+    Returns
+    -------
+    loss : float
+    n_correct : int
+    """
+    N = Y.shape[0]
+    dt = theta.dtype
+    a_off, total = activation_layout(sizes, chunk)
+    x_buf = np.empty((chunk if is_csr else 0, sizes[0]), dt)
+    loss_sum, n_correct = _rows_loss(X, data, indices, indptr, is_csr, Y, 0, N, chunk, theta,
+                                     x_buf, np.empty(total, dt), a_off, sizes, w_off, b_off,
+                                     hidden_act, out_act, clip_eps)
+    return _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample), n_correct
+
+
+@jit(parallel=True)
+def loss_parallel(X, data, indices, indptr, is_csr, Y, theta, n_lanes, sizes, w_off, b_off,
+                  hidden_act, out_act, l2, l2_per_sample, clip_eps, chunk):
+    """:func:`loss` with the rows split in ``n_lanes`` lanes over threads (Numba's pool).
+
+    Lane ``t`` takes rows ``[t*N/T, (t+1)*N/T)``; the lanes' sums are added in lane order, so
+    the result does not depend on how many threads run them.
+    """
+    N = Y.shape[0]
+    dt = theta.dtype
+    a_off, total = activation_layout(sizes, chunk)
+    x_bufs = np.empty((n_lanes, chunk if is_csr else 0, sizes[0]), dt)
+    act_bufs = np.empty((n_lanes, total), dt)
+    losses = np.zeros(n_lanes)
+    corrects = np.zeros(n_lanes, np.int64)
+    for t in prange(n_lanes):
+        losses[t], corrects[t] = _rows_loss(
+            X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
+            theta, x_bufs[t], act_bufs[t], a_off, sizes, w_off, b_off, hidden_act, out_act,
+            clip_eps)
+    loss_sum = 0.0
+    n_correct = 0
+    for t in range(n_lanes):
+        loss_sum += losses[t]
+        n_correct += corrects[t]
+    return _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample), n_correct
+
+
+@jit
+def _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample):
+    """Mean cost plus the L2 term ``0.5 * coef * ||W||^2``; adds ``coef * W`` to ``grad``."""
+    T = theta.dtype.type
+    coef = T(l2 + l2_per_sample / N)
+    sum_sq = add_l2(theta, grad, b_off[0], coef) if coef != 0 else 0.0
+    return loss_sum / N + 0.5 * coef * sum_sq
+
+
+@jit
+def loss_and_gradient(X, data, indices, indptr, is_csr, Y, theta, grad, sizes, w_off, b_off,
+                      hidden_act, out_act, l2, l2_per_sample, clip_eps, chunk):
+    """Mean cost of ``(X, Y)`` and its gradient into ``grad``.
+
+    Used for ``Model.gradients`` and as L-BFGS's objective (:func:`loss` gives the cost
+    alone). ``chunk`` rows are processed at a time (bounding memory); their gradients add
+    up. The L2 coefficient is ``coef = l2 + l2_per_sample / N``: the cost includes
+    ``0.5 * coef * ||W||^2`` and the gradient ``coef * W``.
 
     Parameters
     ----------
@@ -266,11 +336,10 @@ def loss_and_gradient(X, data, indices, indptr, is_csr, Y, theta, grad, sizes, w
     Y : (N, s_L) float array
     theta : (P,) float array
     grad : (P,) float array
-        Written (when ``with_grad``).
+        Written.
     sizes, w_off, b_off, hidden_act, out_act, clip_eps
         See :func:`fastmlp._kernels.forward.forward`.
     l2, l2_per_sample : float
-    with_grad : bool
     chunk : int
 
     Returns
@@ -285,16 +354,14 @@ def loss_and_gradient(X, data, indices, indptr, is_csr, Y, theta, grad, sizes, w
     loss_sum, n_correct = _rows_loss_and_gradient(
         X, data, indices, indptr, is_csr, Y, 0, N, chunk, dt.type(1.0 / N), theta, grad,
         np.empty_like(grad), x_buf, np.empty(total, dt), np.empty(total, dt), a_off, sizes,
-        w_off, b_off, hidden_act, out_act, clip_eps, with_grad)
-    loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample,
-                                     with_grad)
+        w_off, b_off, hidden_act, out_act, clip_eps)
+    loss = _finish_loss_and_gradient(theta, grad, b_off, loss_sum, N, l2, l2_per_sample)
     return loss, n_correct
 
 
 @jit(parallel=True)
 def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads, sizes, w_off,
-                               b_off, hidden_act, out_act, l2, l2_per_sample, clip_eps,
-                               with_grad, chunk):
+                               b_off, hidden_act, out_act, l2, l2_per_sample, clip_eps, chunk):
     """:func:`loss_and_gradient` with the rows split in lanes over threads (Numba's pool).
 
     Lane ``t`` of ``T = grads.shape[0]`` takes rows ``[t*N/T, (t+1)*N/T)``, ``chunk`` at a
@@ -318,7 +385,7 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
         losses[t], corrects[t] = _rows_loss_and_gradient(
             X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
             scale, theta, grads[t], chunk_grads[t], x_bufs[t], act_bufs[t], delta_bufs[t],
-            a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps, with_grad)
+            a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps)
     for t in prange(n_lanes):
         sum_lane_slabs(grads, t * P // n_lanes, (t + 1) * P // n_lanes)
     loss_sum = 0.0
@@ -326,8 +393,7 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
     for t in range(n_lanes):
         loss_sum += losses[t]
         n_correct += corrects[t]
-    loss = _finish_loss_and_gradient(theta, grads[0], b_off, loss_sum, N, l2, l2_per_sample,
-                                     with_grad)
+    loss = _finish_loss_and_gradient(theta, grads[0], b_off, loss_sum, N, l2, l2_per_sample)
     return loss, n_correct
 
 

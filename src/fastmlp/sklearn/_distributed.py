@@ -294,7 +294,7 @@ class _Block:
             loss_sum, _ = _train._rows_loss_and_gradient(
                 x, np.empty(0, dt), no_index, no_index, False, Y, 0, n, chunk, s.scale, theta,
                 grad, chunk_grad, np.empty((0, s.sizes[0]), dt), act, delta, a_off, s.sizes,
-                s.w_off, s.b_off, s.hidden_act, s.out_act, s.clip_eps, True)
+                s.w_off, s.b_off, s.hidden_act, s.out_act, s.clip_eps)
             return float(loss_sum), grad
         grad[:] = 0
         loss_sum = 0.0
@@ -401,7 +401,7 @@ class _Objective:
         net = self.net
         if self.w_sum is None:
             loss = _train._finish_loss_and_gradient(theta, grad, net.b_off, loss_sum,
-                                                    self.n_samples, 0.0, self.alpha, True)
+                                                    self.n_samples, 0.0, self.alpha)
             return float(loss), grad
         w_sum = float(self.w_sum)
         coef = net.dtype.type(self.alpha / w_sum)
