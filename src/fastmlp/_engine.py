@@ -262,7 +262,7 @@ class Network:
             x_args = (_NO_ROWS[self.dtype], X.data, X.indices, X.indptr, True)
         else:
             x_args = (X, _NO_DATA[self.dtype], _NO_INDEX, _NO_INDEX, False)
-        net = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act)
+        net_args = (self.sizes, self.w_off, self.b_off, self.hidden_act, self.out_act)
         settings = (float(l2), float(l2_per_sample), float(clip_eps), chunk)
         grads = np.empty((lanes, self.n_params), dtype=self.dtype) if with_grad else None
         with blas_single_threaded():
@@ -272,15 +272,15 @@ class Network:
                 with _governed(self._governor("loss", lanes), N):
                     if with_grad:
                         loss, n_correct = train.loss_and_gradient_parallel(
-                            *x_args, Y, theta, grads, *net, *settings)
+                            *x_args, Y, theta, grads, *net_args, *settings)
                     else:
-                        loss, n_correct = train.loss_parallel(*x_args, Y, theta, lanes, *net,
+                        loss, n_correct = train.loss_parallel(*x_args, Y, theta, lanes, *net_args,
                                                               *settings)
             elif with_grad:
-                loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0], *net,
+                loss, n_correct = train.loss_and_gradient(*x_args, Y, theta, grads[0], *net_args,
                                                           *settings)
             else:
-                loss, n_correct = train.loss(*x_args, Y, theta, *net, *settings)
+                loss, n_correct = train.loss(*x_args, Y, theta, *net_args, *settings)
         return float(loss), int(n_correct), (grads[0] if with_grad else None)
 
 

@@ -284,8 +284,8 @@ def loss_parallel(X, data, indices, indptr, is_csr, Y, theta, n_lanes, sizes, w_
                   hidden_act, out_act, l2, l2_per_sample, clip_eps, chunk):
     """:func:`loss` with the rows split in ``n_lanes`` lanes over threads (Numba's pool).
 
-    Lane ``t`` takes rows ``[t*N/T, (t+1)*N/T)``; the lanes' sums are added in lane order, so
-    the result does not depend on how many threads run them.
+    Lane ``t`` of ``T = n_lanes`` takes rows ``[t*N/T, (t+1)*N/T)``; the lanes' sums are added
+    in lane order, so the result does not depend on how many threads run them.
     """
     N = Y.shape[0]
     dt = theta.dtype
