@@ -279,6 +279,17 @@ def loss(X, data, indices, indptr, is_csr, Y, theta, sizes, w_off, b_off, hidden
     return _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample), n_correct
 
 
+@jit
+def _lane_totals(losses, corrects):
+    """Return the lanes' cost sums and correct counts, added in lane order (not by thread)."""
+    loss_sum = 0.0
+    n_correct = 0
+    for t in range(losses.shape[0]):
+        loss_sum += losses[t]
+        n_correct += corrects[t]
+    return loss_sum, n_correct
+
+
 @jit(parallel=True)
 def loss_parallel(X, data, indices, indptr, is_csr, Y, theta, n_lanes, sizes, w_off, b_off,
                   hidden_act, out_act, l2, l2_per_sample, clip_eps, chunk):
@@ -299,11 +310,7 @@ def loss_parallel(X, data, indices, indptr, is_csr, Y, theta, n_lanes, sizes, w_
             X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
             theta, x_bufs[t], act_bufs[t], a_off, sizes, w_off, b_off, hidden_act, out_act,
             clip_eps)
-    loss_sum = 0.0
-    n_correct = 0
-    for t in range(n_lanes):
-        loss_sum += losses[t]
-        n_correct += corrects[t]
+    loss_sum, n_correct = _lane_totals(losses, corrects)
     return _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample), n_correct
 
 
@@ -388,11 +395,7 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
             a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps)
     for t in prange(n_lanes):
         sum_lane_slabs(grads, t * P // n_lanes, (t + 1) * P // n_lanes)
-    loss_sum = 0.0
-    n_correct = 0
-    for t in range(n_lanes):
-        loss_sum += losses[t]
-        n_correct += corrects[t]
+    loss_sum, n_correct = _lane_totals(losses, corrects)
     loss = _finish_loss_and_gradient(theta, grads[0], b_off, loss_sum, N, l2, l2_per_sample)
     return loss, n_correct
 
