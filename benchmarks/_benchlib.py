@@ -208,6 +208,18 @@ def train_flops(layer_sizes, n_samples):
     return int(n_samples) * (6 * macs - 2 * s[0] * s[1])
 
 
+#: The networks ``bench_predict.py`` runs ``predict_proba`` of, on the Fashion-MNIST test set's
+#: ``PREDICT_ROWS`` rows; ``bench_gemm.py`` times their forward products at that size too.
+PREDICT_NETS = [(784, 100, 10), (784, 1024, 1024, 10)]
+PREDICT_ROWS = 10000
+
+
+def predict_gemm_shapes():
+    """The (m, k, n) of every ``predict_proba`` row's forward products, ``m = PREDICT_ROWS``."""
+    return [(PREDICT_ROWS, a, b) for s in PREDICT_NETS
+            for a, b in zip(s[:-1], s[1:], strict=False)]
+
+
 def predict_flops(layer_sizes, n_samples):
     """FLOPs of a forward pass over ``n_samples`` rows: ``2 * N * sum(n_in * n_out)``."""
     s = layer_sizes

@@ -2,7 +2,10 @@
 
 The 2048 x 2048 x 2048 product gives each dtype's GEMM peak on this machine (also measured on
 one thread); the training summary divides each row's GFLOP/s by it. The forward products of
-the training workloads (batch x fan_in x fan_out) show what BLAS reaches on those shapes.
+the training workloads (batch x fan_in x fan_out) show what BLAS reaches on those shapes, and
+those of the ``predict_proba`` rows (10000 x fan_in x fan_out) give the time numpy's BLAS
+needs for a forward pass's products alone, which the predict summary sets beside fastmlp's
+whole call.
 """
 
 import _benchlib as bl
@@ -17,6 +20,7 @@ def _shapes():
     shapes = {PEAK}
     for w in bl.WORKLOADS:
         shapes.update(bl.gemm_shapes(w))
+    shapes.update(bl.predict_gemm_shapes())
     return sorted(shapes, key=lambda s: s[0] * s[1] * s[2])
 
 

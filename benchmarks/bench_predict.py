@@ -8,7 +8,7 @@ worker process, see ``_benchlib``). The weights are random (speed does not depen
 import _benchlib as bl
 import pytest
 
-NETS = [(784, 100, 10), (784, 1024, 1024, 10)]
+NETS = bl.PREDICT_NETS
 CASES = [pytest.param("fastmlp", t, id=f"fastmlp-t{t}") for t in bl.THREAD_COUNTS] + [
     pytest.param("sklearn", bl.N_THREADS, id=f"sklearn-t{bl.N_THREADS}"),
     pytest.param("torch", bl.N_THREADS, id=f"torch-t{bl.N_THREADS}"),

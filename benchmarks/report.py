@@ -87,6 +87,28 @@ def gemm_peaks(benchmarks, stat="min"):
     return peaks
 
 
+def gemm_times(benchmarks, stat="min"):
+    """Seconds of each numpy product on the most threads measured: ``{(dtype, m, k, n): s}``."""
+    best = {}
+    for b in _by_kind(benchmarks, "gemm"):
+        info = b["extra_info"]
+        key = (info["dtype"], info["m"], info["k"], info["n"])
+        if key not in best or info["threads"] > best[key][0]:
+            best[key] = (info["threads"], _t(b, stat))
+    return {key: seconds for key, (_, seconds) in best.items()}
+
+
+def products_seconds(row, products):
+    """Seconds numpy's BLAS took for the matrix products of a predict row's forward pass (one
+    ``n_samples x n_in x n_out`` product per layer), or None when one was not measured."""
+    sizes = row.get("layer_sizes")
+    if not sizes:
+        return None
+    times = [products.get((row["dtype"], row["n_samples"], a, b))
+             for a, b in zip(sizes[:-1], sizes[1:], strict=False)]
+    return None if None in times else sum(times)
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparison tables (training and predict_proba)
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +120,8 @@ def comparisons(benchmarks, kind, stat="min"):
         info = b["extra_info"]
         row = out.setdefault(info["workload"], {
             "workload": info["workload"], "group": b["group"], "dtype": info["dtype"],
-            "flops": info["flops"], "times": {}, "engine_lanes": {}})
+            "flops": info["flops"], "times": {}, "engine_lanes": {},
+            "layer_sizes": info.get("layer_sizes"), "n_samples": info.get("n_samples")})
         if info.get("kernel") == "serial":  # fastmlp with the serial kernel forced
             row["serial"] = _t(b, stat)
             continue
@@ -140,6 +163,10 @@ def comparison_table(benchmarks, kind, stat="min"):
                + [f"vs {impl}" for impl in others] + ["fastmlp GFLOP/s", "% GEMM peak"])
     if kind == "train":
         headers.insert(1 + len(threads) + serial, "engine lanes")
+    products = gemm_times(benchmarks, stat) if kind == "predict" else {}
+    with_products = any(products_seconds(r, products) for r in rows)
+    if with_products:
+        headers += ["numpy's products s/call", "vs numpy's products"]
     table = Table(
         title=("Training: one epoch" if kind == "train" else "predict_proba, 10000 rows"),
         headers=headers)
@@ -162,6 +189,9 @@ def comparison_table(benchmarks, kind, stat="min"):
             cells += [f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%" if peak else "-"]
         else:
             cells += ["-", "-"]
+        if with_products:
+            bound = products_seconds(r, products)
+            cells += [_fmt_s(bound), _fmt_x(bound / t_fm if (bound and t_fm) else None)]
         table.rows.append(cells)
     top = threads[-1] if threads else None
     table.notes.append(
@@ -176,6 +206,12 @@ def comparison_table(benchmarks, kind, stat="min"):
         table.notes.append("'fastmlp serial kernel': one thread, the serial kernel forced "
                            "(PARALLEL_MIN_FLOPS ignored); the nT columns run whichever kernel "
                            "the engine chose, under numba.set_num_threads(n).")
+    if with_products:
+        table.notes.append("'numpy's products': the time numpy's BLAS took, in this run and on "
+                           "all threads, for the forward pass's matrix products alone (one "
+                           "N x n_in x n_out product per layer; bench_gemm.py); 'vs' above "
+                           "1: fastmlp's whole call (products, biases, activations, softmax) "
+                           "took less.")
     if kind == "train":
         table.notes.append("'engine lanes': the row slices the engine split each batch into "
                            "(1 = the serial kernel; PARALLEL_MIN_FLOPS decides), each run on "
