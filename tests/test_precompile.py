@@ -52,15 +52,19 @@ def _compile_into(folder, env):
     When ``FASTMLP_TEST_COMPILED_CACHE`` names a folder, that already happened: it holds
     ``cache/``, a copy of a folder that ``fastmlp compile`` filled from empty and nothing
     else touched, and ``compile.log``, the command's output (``.ci/run`` makes it before the
-    suite, whose own cache the command fills at the same time: 133 s saved). The
+    suite, whose own cache the command fills at the same time: 133 s saved). The folder the
+    command compiled into is then ``FASTMLP_CACHE_DIR``, which ``.ci/run`` sets for both. The
     copy is copied again, so the calls below cannot change it.
     """
     given = os.environ.get("FASTMLP_TEST_COMPILED_CACHE")
     if given:
+        compiled_into = os.environ.get("FASTMLP_CACHE_DIR")
+        assert compiled_into, ("FASTMLP_TEST_COMPILED_CACHE needs FASTMLP_CACHE_DIR, the folder "
+                               "fastmlp compile filled (see .ci/run)")
         shutil.copytree(os.path.join(given, "cache"), folder)
         with open(os.path.join(given, "compile.log"), encoding="utf-8") as log:
             lines = log.read().splitlines()
-        return lines, lines[0].split(" into ", 1)[1].split(",")[0]
+        return lines, compiled_into
     run = subprocess.run([sys.executable, "-m", "fastmlp", "compile", "--processes", "2"],
                          env={**env, "FASTMLP_CACHE_DIR": str(folder)}, cwd=folder.parent,
                          capture_output=True, text=True, timeout=1200)
