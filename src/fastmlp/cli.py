@@ -1288,7 +1288,7 @@ def cmd_compile(args, out=None):
 
 
 def cmd_info(args, out=None):
-    """Print versions, CPU, threads, BLAS libraries and the compile cache directory."""
+    """Print versions, CPU, threads, BLAS libraries, the compile cache and shipped kernels."""
     out = sys.stdout if out is None else out
     import numba
     import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS, listed below once loaded)
@@ -1344,6 +1344,20 @@ def cmd_info(args, out=None):
     state = (f"on, {kernels} kernels cached ({size / 2**20:.1f} MiB); `fastmlp compile` fills "
              "it" if _config.CACHE else "off (FASTMLP_CACHE=0)")
     print(f"compile cache {cache} ({state})", file=out)
+    from fastmlp._kernels import _jit
+
+    shipped = _jit.SHIPPED
+    if shipped.usable:
+        what = (f"{shipped.info.get('entries', '?')} kernels ({shipped.info.get('kernels')}), "
+                f"{shipped.reason}, used on this CPU after the compile cache (which "
+                "`fastmlp compile` fills with native code)")
+    else:
+        what = f"not used: {shipped.reason}"
+    print(f"shipped       {what}", file=out)
+    sources = _jit.KERNEL_SOURCES
+    print(f"this process  kernels loaded from the shipped code: {sources['shipped']}, from the "
+          f"compile cache: {sources['local cache']}, compiled now: {sources['compiled']}",
+          file=out)
     fastmath = ",".join(sorted(_config.FASTMATH)) if _config.FASTMATH else "off"
     print(f"fastmath      {fastmath} (never in the optimizer steps and exp, whose rounding "
           "must be NumPy's)", file=out)
