@@ -47,6 +47,8 @@ class Preprocessing:
 
     def __init__(self, feature_names=None, *, fill=None, mean=None, scale=None):
         n = None
+        if isinstance(feature_names, (str, bytes)):
+            raise TypeError("feature_names must be a sequence of names, not one string")
         if feature_names is not None:
             names = [str(name) for name in feature_names]
             if len(set(names)) != len(names):
@@ -188,6 +190,18 @@ class Preprocessing:
         unknown = set(settings) - {"feature_names", "fill", "mean", "scale"}
         if unknown:
             raise ValueError(f"unknown preprocessing fields {sorted(unknown)}")
+        # The JSON types, before NumPy converts what it can: "1" would become 1.0, and a string
+        # of feature names a list of its letters.
+        names = settings.get("feature_names")
+        if names is not None and not (isinstance(names, list)
+                                      and all(isinstance(n, str) for n in names)):
+            raise TypeError("feature_names must be a list of strings, got "
+                            f"{_json_type(names)}")
+        for key in ("fill", "mean", "scale"):
+            values = settings.get(key)
+            if values is not None and not (isinstance(values, list) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                raise TypeError(f"{key} must be a list of numbers, got {_json_type(values)}")
         return cls(settings.get("feature_names"), fill=settings.get("fill"),
                    mean=settings.get("mean"), scale=settings.get("scale"))
 
@@ -204,6 +218,17 @@ class Preprocessing:
             steps.append("standardise")
         names = "" if self.feature_names is None else "named, "
         return f"<Preprocessing: {names}{', '.join(steps)}>"
+
+
+def _json_type(value):
+    """``a JSON string``, ``a list holding a JSON string``: what a header field held."""
+    kinds = {list: "list", dict: "object", str: "string", bool: "true/false", int: "number",
+             float: "number", type(None): "null"}
+    if isinstance(value, list):
+        odd = [v for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)]
+        inner = odd[0] if odd else None
+        return f"a list holding a JSON {kinds.get(type(inner), 'value')} ({inner!r})"
+    return f"a JSON {kinds.get(type(value), 'value')} ({value!r})"[:120]
 
 
 def _as_float_rows(X):
