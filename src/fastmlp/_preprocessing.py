@@ -9,6 +9,8 @@ no table library: the steps are scikit-learn's ``SimpleImputer(strategy="mean")`
 
 import numpy as np
 
+from fastmlp._validation import plain_rows
+
 #: The ``fill`` and ``scale`` strategies :meth:`Preprocessing.fit` knows.
 FILL_STRATEGIES = ("mean",)
 SCALE_STRATEGIES = ("standard",)
@@ -118,15 +120,19 @@ class Preprocessing:
             if empty.size:
                 raise ValueError(f"column {names[empty[0]]!r} has no values at all: nothing to "
                                  "fill it with; leave it out")
-            fill_values = np.nanmean(X, axis=0) if missing.any() else X.mean(axis=0)
+            unit = _unit(X)
+            fill_values = (np.nanmean(X / unit, axis=0) if missing.any()
+                           else (X / unit).mean(axis=0)) * unit
             X = np.where(np.isnan(X), fill_values, X)
         else:
             _check_no_missing(missing, names)
         mean = std = None
         if scale == "standard":
-            mean = X.mean(axis=0)
-            std = X.std(axis=0)
+            unit = _unit(X)
+            mean = (X / unit).mean(axis=0) * unit
+            std = (X / unit).std(axis=0) * unit
             std[std == 0] = 1.0  # scikit-learn's StandardScaler leaves a constant column as is
+            _check_finite(std, names, "its standard deviation")
         return cls(feature_names, fill=fill_values, mean=mean, scale=std)
 
     def transform(self, X, dtype=np.float64):
@@ -153,7 +159,13 @@ class Preprocessing:
                 _check_no_missing(nan.sum(axis=0), names)
             X = np.where(nan, self.fill, X)
         if self.mean is not None:
-            X = (X - self.mean) / self.scale
+            with np.errstate(over="ignore", invalid="ignore"):
+                Z = (X - self.mean) / self.scale
+                over = ~np.isfinite(Z)
+                if over.any():  # x - mean beyond 1.8e308: the same value, divided first
+                    Z = np.where(over, X / self.scale - self.mean / self.scale, Z)
+            _check_finite(Z, names, "a standardised value")  # reported in words, by column
+            X = Z
         return np.ascontiguousarray(X, dtype=dtype)
 
     def _by_name(self, X):
@@ -175,7 +187,7 @@ class Preprocessing:
         if absent:
             raise ValueError(f"the DataFrame has no column {', '.join(map(repr, absent[:5]))} "
                              f"of the model's {self.n_features} features")
-        return X.iloc[:, [names.index(name) for name in self.feature_names]].to_numpy()
+        return plain_rows(X.iloc[:, [names.index(name) for name in self.feature_names]])
 
     def to_dict(self):
         """Return the settings as JSON-ready values (what a model file's header keeps)."""
@@ -235,7 +247,7 @@ def _as_float_rows(X):
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         raise TypeError("a model with preprocessing (fill, standardise) takes dense X; sparse "
                         "matrices lose their zeros when standardised")
-    arr = np.asarray(X)
+    arr = np.asarray(plain_rows(X))
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"X must be numeric (int or float), got an array of dtype {arr.dtype}")
@@ -243,6 +255,27 @@ def _as_float_rows(X):
         raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features), got shape "
                          f"{arr.shape}")
     return arr.astype(np.float64, copy=False)
+
+
+def _unit(X):
+    """Per-column divisors that keep sums and squares of ``X`` finite: 1 for most columns.
+
+    A column with entries near float64's limit (1e308) overflows its sum and its squares; it
+    is divided by its largest magnitude first, and the moments are scaled back. Columns of
+    ordinary size keep a divisor of 1, so their results are scikit-learn's to the bit.
+    """
+    with np.errstate(invalid="ignore"):
+        big = np.nanmax(np.abs(X), axis=0)
+    return np.where(big > 1e150, big, 1.0)
+
+
+def _check_finite(values, names, what):
+    """ValueError naming the first column whose ``values`` (1-D or rows) are not finite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad if bad.ndim == 1 else bad.any(axis=0))[0])
+        raise ValueError(f"column {names[j]!r} is too large to standardise ({what} overflows "
+                         "float64); rescale that column, or leave out --scale")
 
 
 def _column_names(feature_names, n):
