@@ -166,7 +166,14 @@ class Preprocessing:
                     Z = np.where(over, X / self.scale - self.mean / self.scale, Z)
             _check_finite(Z, names, "a standardised value")  # reported in words, by column
             X = Z
-        return np.ascontiguousarray(X, dtype=dtype)
+        with np.errstate(over="ignore"):  # reported below, in words
+            out = np.ascontiguousarray(X, dtype=dtype)
+        if out.dtype != X.dtype and not np.isfinite(out).all():  # X is finite here
+            j = int(np.flatnonzero(~np.isfinite(out).all(axis=0))[0])
+            raise ValueError(f"column {names[j]!r} holds values beyond the range of "
+                             f"{out.dtype.name} (+-{np.finfo(out.dtype).max:.4g}); rescale it, "
+                             "or use a float64 model")
+        return out
 
     def _by_name(self, X):
         """Return a pandas DataFrame's or pyarrow Table's feature columns, by name."""

@@ -1029,7 +1029,8 @@ def cmd_predict(args, out=None):
     _check_output_path(args.output, "-o")
     if args.output is not None:
         for what, name in (("INPUT", args.input), ("MODEL", args.model)):
-            if os.path.exists(name) and os.path.samefile(name, args.output):
+            if (os.path.exists(name) and os.path.exists(args.output)
+                    and os.path.samefile(name, args.output)):
                 raise UserError(f"-o {args.output!r} is the {what} file itself, which the "
                                 "answer would overwrite; give another file name")
     model = _load_model(args.model)
