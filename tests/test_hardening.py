@@ -1288,3 +1288,22 @@ def test_load_refuses_header_fields_of_the_wrong_json_type(named_model_file, tmp
     with pytest.raises(ValueError, match="is not a fastmlp model file") as info:
         Model.load(path)
     assert message in str(info.value)
+
+
+def test_data_loaders_refuse_what_could_inflate_before_reading(tmp_path):
+    import gzip
+
+    from fastmlp import datasets
+
+    # an IDX header declaring 1 GB, gzipped with a few bytes of data: refused from the sizes
+    idx = tmp_path / "big-idx3-ubyte.gz"
+    idx.write_bytes(gzip.compress(b"\0\0\x08\x03" + (1000).to_bytes(4, "big") * 3 + b"\0" * 64))
+    with pytest.raises(ValueError, match="more than the .* bytes of the gzip file can hold"):
+        datasets.load_idx(idx)
+    # an .npz of bzip2 members (zipfile reads them; NumPy never writes them): refused unread
+    npz = tmp_path / "split.npz"
+    with zipfile.ZipFile(npz, "w", compression=zipfile.ZIP_BZIP2) as z:
+        for key in ("X_train", "y_train", "X_test", "y_test"):
+            z.writestr(f"{key}.npy", _npy_bytes(np.zeros((4, 2) if key[0] == "X" else 4)))
+    with pytest.raises(ValueError, match="stored or deflated"):
+        datasets.load_npz(npz)
