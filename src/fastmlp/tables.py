@@ -419,6 +419,15 @@ def write_table(columns, path=None, out=None):
         pa.csv.write_csv(table, buffer)
         out.write(buffer.getvalue().decode())
         return
+    try:
+        _write_whole(pa, table, path, parquet)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        # a type pyarrow cannot write there: nothing was written (see _write_whole)
+        raise ValueError(f"cannot write {os.fspath(path)!r}: {exc}") from None
+
+
+def _write_whole(pa, table, path, parquet):
+    """Write ``table`` to ``path`` through a temporary file renamed over it when complete."""
     name = os.fspath(path).lower()
     with written_whole(path) as f:
         if parquet:
