@@ -1083,7 +1083,8 @@ def cmd_predict(args, out=None):
     except tables.MissingExtraError as exc:
         raise UserError(f"-o {args.output!r}: {exc}") from None
     except ValueError as exc:  # a kept column a CSV cannot hold: nothing was written
-        raise UserError(f"-o {args.output!r}: {exc}") from None
+        where = "standard output" if args.output is None else f"-o {args.output!r}"
+        raise UserError(f"{where}: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot write -o {args.output!r}: {_os_error_text(exc)}") from None
     if args.output is not None:
