@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from fastmlp import datasets, tables
+from fastmlp._files import check_writable, written_whole
 from fastmlp._outofcore import RowBlocks, block_rows_for, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
@@ -315,7 +316,7 @@ def _table_target(table, target, path, option):
     except KeyError as exc:
         raise UserError(f"{option} {path!r}: {exc.args[0]} (--target names the label "
                         "column)") from None
-    missing = table.column(target).null_count
+    missing = tables.missing_count(table, target)  # nulls and empty labels
     if missing:
         raise UserError(f"{option} {path!r}: the target column {target!r} has {missing} "
                         "missing values; remove those rows")
@@ -456,6 +457,10 @@ def _check_output_path(path, option):
         raise UserError(f"{option} {path!r}: the directory {directory!r} does not exist")
     if os.path.isdir(path):
         raise UserError(f"{option} {path!r} is a directory; give a file name")
+    try:  # a temporary file beside it, removed: a folder that cannot be written fails now
+        check_writable(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {option} {path!r}: {_os_error_text(exc)}") from None
 
 
 def _require_plotting(option, path):
@@ -1022,6 +1027,12 @@ def cmd_predict(args, out=None):
     out = sys.stdout if out is None else out
     check_threads(args.threads)
     _check_output_path(args.output, "-o")
+    if args.output is not None:
+        for what, name in (("INPUT", args.input), ("MODEL", args.model)):
+            if (os.path.exists(name) and os.path.exists(args.output)
+                    and os.path.samefile(name, args.output)):
+                raise UserError(f"-o {args.output!r} is the {what} file itself, which the "
+                                "answer would overwrite; give another file name")
     model = _load_model(args.model)
     if model.is_regression and args.proba:
         raise UserError(f"--proba is for classifiers: {args.model!r} is a regression model "
@@ -1029,12 +1040,14 @@ def cmd_predict(args, out=None):
     table_in = tables.table_format(args.input) is not None
     if table_in:
         table = _read_table(args.input, "INPUT", args.keep)
-        keep = {}
-        for name in args.keep:
-            try:
-                keep[name] = tables.column(table, name)
-            except KeyError as exc:
-                raise UserError(f"--keep: {args.input!r}: {exc.args[0]}") from None
+        # the kept columns are the user's identifiers: read again as the file spells them
+        # (007 stays 007, 20 digits stay 20 digits), not through the numbers parsed above
+        try:
+            keep = tables.read_verbatim(args.input, args.keep) if args.keep else {}
+        except KeyError as exc:
+            raise UserError(f"--keep: {args.input!r}: {exc.args[0]}") from None
+        except ValueError as exc:
+            raise UserError(f"INPUT {exc}") from None
         clash = [name for name in keep if name == "prediction" or name.startswith(
             ("prediction_", "proba_"))]
         if clash:
@@ -1065,10 +1078,13 @@ def cmd_predict(args, out=None):
             return 0
         else:
             n = len(rows)
-            with open(args.output, "w") as f:
+            with written_whole(args.output, "w") as f:  # whole or not at all
                 _write_rows(rows, fmt, f)
     except tables.MissingExtraError as exc:
         raise UserError(f"-o {args.output!r}: {exc}") from None
+    except ValueError as exc:  # a kept column a CSV cannot hold: nothing was written
+        where = "standard output" if args.output is None else f"-o {args.output!r}"
+        raise UserError(f"{where}: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot write -o {args.output!r}: {_os_error_text(exc)}") from None
     if args.output is not None:
@@ -1091,7 +1107,7 @@ def cmd_export(args, out=None):
     except ValueError as exc:  # a setting scikit-learn's estimators do not have
         raise UserError(f"{args.model!r}: {exc}") from None
     try:
-        with open(args.onnx, "wb") as f:
+        with written_whole(args.onnx) as f:
             f.write(graph.SerializeToString())
     except OSError as exc:
         raise UserError(f"cannot write --onnx {args.onnx!r}: {_os_error_text(exc)}") from None
@@ -1099,7 +1115,7 @@ def cmd_export(args, out=None):
     steps = _steps_text(model.preprocessing)
     steps = f"; the graph has the model's steps: {steps}" if steps else ""
     print(f"wrote {args.onnx}: input X (float32, {model.layer_sizes[0]} features), outputs "
-          f"{outputs}, opset {graph.opset_import[0].version}{steps}", file=out)
+          f"{outputs}, opset {export.onnx_opset(graph)}{steps}", file=out)
     return 0
 
 
