@@ -23,10 +23,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-try:
-    from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools < 70.1
-    from wheel.bdist_wheel import bdist_wheel
+from setuptools.command.bdist_wheel import bdist_wheel
 
 CHOICES = {"all": "all", "common": "common", "0": None, "none": None}
 
