@@ -246,7 +246,8 @@ def compile_all(processes=None, out=None, tasks=TASKS):
     """
     from fastmlp._kernels import _jit
 
-    jobs = [(name, task, dtype) for dtype in DTYPES for name, task in tasks]
+    # a task in both dtypes at once: two processes then compile different specialisations
+    jobs = [(name, task, dtype) for name, task in tasks for dtype in DTYPES]
     processes = processes or min(4, os.cpu_count() or 1)
     results = []
     shipping = bool(os.environ.get("FASTMLP_SHIP_INTO"))
