@@ -1552,11 +1552,12 @@ def build_parser():
     info.set_defaults(func=cmd_info)
 
     compile_ = sub.add_parser(
-        "compile", help="compile every kernel ahead of time, into the cache",
+        "compile", help="compile every kernel natively ahead of time, into the cache",
         formatter_class=raw, epilog=_EPILOG_COMPILE,
         description="Compile fastmlp's kernels for every path a user can reach, in both dtypes,\n"
-                    "and keep them in the compile cache, so that no later call waits for the\n"
-                    "compiler.",
+                    "natively for this CPU, and keep them in the compile cache, so that no later\n"
+                    "call waits for the compiler. The cache is looked up before the x86-64-v3\n"
+                    "kernels a wheel ships.",
     )
     compile_.add_argument("--processes", type=_positive_int, default=None, metavar="N",
                           help="worker processes (default: the CPU count, at most 4)")
