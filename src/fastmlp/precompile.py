@@ -146,10 +146,9 @@ def _common_task(dtype):
             Xd, yd = (np.random.default_rng(0).random((600, 64)), np.arange(600) % 10)
             MLPClassifier((100,), max_iter=1, random_state=0).fit(Xd, yd).score(Xd, yd)
     if dtype == "float32":  # the README's `fastmlp train` and library example
-        from fastmlp.cli import main
-
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            main(["train", "--epochs", "1"])
+        # as the command runs (a process of its own, which inherits this one's settings)
+        subprocess.run([sys.executable, "-m", "fastmlp", "train", "--epochs", "1"],
+                       capture_output=True, check=True)
         Xd, yd, Xt, yt = load_digits()
         model = Model([64, 32, 10], dtype=dtype, seed=0)
         model.fit(Xd, yd, epochs=1, batch_size=32, learning_rate=0.5,
