@@ -118,8 +118,13 @@ def test_one_loss_and_gradient_equals_the_in_memory_one(client):
                 weights, theta, grad, net.sizes, net.w_off, net.b_off, net.hidden_act,
                 net.out_act, 1e-4, eps, 8192)
             w_sum = np.cumsum(weights)[-1]
-        blocks = _distributed.Blocks(client, da.from_array(X, chunks=(700, P)))
-        futures = blocks.with_targets(Y, weights, w_sum, net, eps)
+        sw = None if weights is None else da.from_array(weights, chunks=500)
+        blocks = _distributed.Blocks(client, da.from_array(X, chunks=(700, P)),
+                                     da.from_array(LABELS, chunks=300), sw)
+        blocks.validate(clf, incremental=False, reset=False)  # the labels, encoded there
+        if weights is not None:
+            assert blocks.weight_total(np.dtype(np.float64)) == w_sum  # summed as in memory
+        futures = blocks.with_targets(w_sum, net, eps)
         objective = _distributed._Objective(client, futures, net, N, 1e-4, w_sum)
         got_loss, got_grad = objective(theta)
         assert abs(got_loss - loss) <= 1e-14 * abs(loss)
