@@ -415,7 +415,9 @@ def test_the_core_install_does_not_import_dask():
 
 
 # -- the command -------------------------------------------------------------------------------
-def test_train_on_a_scheduler_from_the_command_line(client, tmp_path, capsys):
+@pytest.mark.parametrize("store", ["zarr", "npy"])
+def test_train_on_a_scheduler_from_the_command_line(client, tmp_path, capsys, monkeypatch,
+                                                    store):
     import zarr
 
     from fastmlp import Model
@@ -423,18 +425,44 @@ def test_train_on_a_scheduler_from_the_command_line(client, tmp_path, capsys):
     from fastmlp.datasets import load_digits
 
     X_train, y_train, X_test, y_test = load_digits()
-    zarr.open_group(str(tmp_path / "digits.zarr"), mode="w")
-    for name, array in {"X_train": X_train.astype(np.float64), "y_train": y_train,
-                        "X_test": X_test, "y_test": y_test}.items():
-        # open_array at the group's path: zarr 2 and zarr 3 (create_array is 3's only)
-        zarr.open_array(str(tmp_path / "digits.zarr" / name), mode="w", shape=array.shape,
-                        dtype=array.dtype, chunks=(400, *array.shape[1:]))[...] = array
+    arrays = {"X_train": X_train.astype(np.float64), "y_train": y_train, "X_test": X_test,
+              "y_test": y_test}
+    data = tmp_path / ("digits.zarr" if store == "zarr" else "digits")
+    if store == "zarr":
+        zarr.open_group(str(data), mode="w")
+        for name, array in arrays.items():
+            # open_array at the group's path: zarr 2 and zarr 3 (create_array is 3's only)
+            zarr.open_array(str(data / name), mode="w", shape=array.shape, dtype=array.dtype,
+                            chunks=(400, *array.shape[1:]))[...] = array
+    else:
+        data.mkdir()
+        for name, array in arrays.items():
+            np.save(data / f"{name}.npy", array)
+    # what the client reads of the training split: nothing but its metadata (the workers,
+    # other processes, read the rows)
+    read = []
+    real_getitem, real_load = zarr.Array.__getitem__, np.load
+
+    def getitem(a, key):
+        values = real_getitem(a, key)
+        if np.size(values):  # dask takes a 0 x 0 slice for the array's type: no rows
+            read.append(a.path)
+        return values
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", getitem)
+    monkeypatch.setattr(np, "load", lambda f, *args, mmap_mode=None, **kw: (
+        mmap_mode is None and read.append(os.path.basename(str(f)))
+        or real_load(f, *args, mmap_mode=mmap_mode, **kw)))
     path = tmp_path / "m.npz"
-    assert main(["train", "--data", str(tmp_path / "digits.zarr"), "--hidden", "16",
+    assert main(["train", "--data", str(data), "--hidden", "16",
                  "--epochs", "30", "--scheduler", client.scheduler.address,
                  "--save", str(path)]) == 0
+    monkeypatch.undo()
+    assert not [name for name in read if "train" in name], read
+    assert any("test" in name for name in read)  # the test split, which the client scores
     out = capsys.readouterr().out
-    assert "lbfgs (at most 30 iterations)" in out and "4 blocks of X_train" in out
+    blocks = 4 if store == "zarr" else 1  # zarr's chunks; an .npy file's blocks of 8 MB
+    assert "lbfgs (at most 30 iterations)" in out and f"{blocks} blocks of X_train" in out
     # the network is the in-memory L-BFGS fit's (the estimator on the same data, in process)
     reference = MLPClassifier(hidden_layer_sizes=(16,), activation="logistic", solver="lbfgs",
                               alpha=0.0, max_iter=30, random_state=0)

@@ -5,8 +5,13 @@ with ``X`` a dask array, while a ``distributed`` client is active, train as Spar
 ``MultilayerPerceptronClassifier`` does: ``X`` stays in its blocks on the workers that hold
 them, and each loss-and-gradient L-BFGS asks for is a map over the blocks (fastmlp's compiled
 kernel on each block, on its worker) followed by a sum. Only the parameter vector (out) and
-the gradients (back) travel; ``y`` (labels or targets, small) is brought to memory, validated
-and encoded by the estimator's own ``_validate_input``, and its rows sent once with their block.
+the gradients (back) travel. ``y`` and ``sample_weight`` stay on the workers too, blocked like
+``X``'s rows (a dask array as it is; anything else is sent there once, in blocks): each block
+reports a summary (its unique labels; for a regressor, its NaN, infinities and negatives), the
+estimator's own ``_validate_input`` checks a few rows made from those summaries (so
+``classes_`` and the messages are the in-memory ones), and each block binarises or casts its
+own targets, on its worker, to the dtype the fit computes in. The client's memory does not grow
+with the rows (``tests/client_memory.py`` measures it).
 
 The numbers are the in-memory fit's: each block computes the summed cost of its rows and
 their gradient scaled by ``1 / n`` (``n`` all the rows), the arithmetic of the in-memory
