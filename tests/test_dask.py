@@ -138,9 +138,9 @@ def test_string_labels(client):
     np.testing.assert_array_equal(got.predict(X), expected.predict(X))
 
 
-def _message(fit_it):
+def _message(fit_it, *args, **kwargs):
     with pytest.raises(ValueError) as info:
-        fit_it()
+        fit_it(*args, **kwargs)
     return str(info.value)
 
 
@@ -172,12 +172,12 @@ def test_the_checks_run_on_the_workers_with_the_in_memory_messages(client):
         if est.warm_start:
             expected_est.fit(X, LABELS)
             got_est.fit(dX, da.from_array(LABELS, chunks=500))
-        expected = _message(lambda: expected_est.fit(X, y, sample_weight=sw))
+        expected = _message(expected_est.fit, X, y, sample_weight=sw)
         dsw = None if sw is None else da.from_array(sw, chunks=600)
-        got = _message(lambda: got_est.fit(dX, da.from_array(y, chunks=500), sample_weight=dsw))
+        got = _message(got_est.fit, dX, da.from_array(y, chunks=500), sample_weight=dsw)
         assert got == expected, what
     assert "y has 2 negative value(s), the smallest np.float64(-2.0)" in _message(
-        lambda: MLPRegressor(**short, loss="poisson").fit(dX, da.from_array(negative, 500)))
+        MLPRegressor(**short, loss="poisson").fit, dX, da.from_array(negative, 500))
 
 
 @pytest.mark.slow

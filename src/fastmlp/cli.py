@@ -763,7 +763,7 @@ def _npy_rows(path, start, stop):
 
 
 def _open_for_workers(data_name):
-    """The training split of a zarr group or ``.npy`` folder as dask arrays the workers read.
+    """Open the training split of a zarr group or ``.npy`` folder as dask arrays for the workers.
 
     The client opens only the metadata of ``X_train`` and ``y_train`` (shape, dtype, chunks);
     the test split, which the client evaluates, is read into memory.

@@ -667,9 +667,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             hold ``X``'s blocks and summed, with the in-memory fit's numbers to rounding.
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values: class labels or a label indicator matrix (multilabel) for
-            the classifier, real numbers for the regressor.
+            the classifier, real numbers for the regressor. With a dask ``X`` on a cluster,
+            ``y`` (best a dask array too) stays on the workers, blocked like ``X``'s rows,
+            and is checked and encoded there.
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+            Sample weights. On a cluster, as ``y``: they stay on the workers.
 
         Returns
         -------

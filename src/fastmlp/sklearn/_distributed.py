@@ -248,7 +248,7 @@ class Blocks:
         kind = "labels" if classifier else "targets"
         reports = self.client.gather(self.client.map(_target_report, self.y, kind=kind,
                                                      pure=False))
-        reports = [r for r, rows in zip(reports, self.rows) if rows]
+        reports = [r for r, rows in zip(reports, self.rows, strict=True) if rows]
         y_small, negative, smallest = (_labels_stand_in if classifier
                                        else _targets_stand_in)(reports)
         X_small = stand_in((y_small.shape[0], self.n_features), self.dtype)
@@ -268,13 +268,13 @@ class Blocks:
         return self.stand_in(), stand_in((self.n_samples, n_outputs), np.float64)
 
     def weight_total(self, dtype):
-        """The weights' total as the in-memory weighted kernel sums them: in order, in ``dtype``.
+        """Return the weights' total as the in-memory weighted kernel sums them: in order.
 
         A chain of tasks, one a block, each adding its weights to the total so far: only the
         running total travels.
         """
         total = dtype.type(0)
-        for rows, w in zip(self.rows, self.sample_weight):
+        for rows, w in zip(self.rows, self.sample_weight, strict=True):
             if rows:
                 total = self.client.submit(_running_total, w, total, dtype.str, pure=False)
         return dtype.type(total.result() if hasattr(total, "result") else total)
@@ -301,7 +301,7 @@ class Blocks:
 
 
 def _as_dask(a):
-    """``a`` as a dask array: a dask one as it is, a dask series by its values, else sent."""
+    """Return ``a`` as a dask array: a dask one as it is, a dask series by its values."""
     import dask.array as da
 
     if is_dask_array(a):
@@ -374,7 +374,7 @@ def _by_columns(values, ndim, columns):
 
 
 def _labels_stand_in(reports):
-    """A few rows of labels, every label of ``y`` once: ``(y, 0, None)``."""
+    """Return a few rows of labels, every label of ``y`` once: ``(y, 0, None)``."""
     if not reports:
         return np.empty(0), 0, None
     ndim, columns = reports[0][:2]
@@ -387,7 +387,7 @@ def _labels_stand_in(reports):
 
 
 def _targets_stand_in(reports):
-    """A few rows of targets with ``y``'s dtype, NaN and infinities: ``(y, negatives, least)``."""
+    """Return a few rows of targets: ``y``'s dtype, NaN, infinities; ``(y, negatives, least)``."""
     if not reports:
         return np.empty(0), 0, None
     ndim, columns = reports[0][:2]
@@ -411,7 +411,7 @@ def _weights_report(w):
 
 
 def _weights(w, dtype):
-    """A block of weights as ``check_sample_weight`` makes them, then in ``dtype``."""
+    """Return a block of weights as ``check_sample_weight`` makes them, then in ``dtype``."""
     w = np.asarray(w)
     if w.dtype not in (np.float32, np.float64):
         w = w.astype(np.float64)

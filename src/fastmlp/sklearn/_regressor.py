@@ -251,8 +251,10 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             self._check_poisson_counts(negative, np.min(y))
 
     def _check_poisson_counts(self, negative, smallest):
-        """Raise for ``negative`` targets below zero, the least ``smallest`` (also from the
-        blocks of a distributed fit, which count them where they are)."""
+        """Raise for ``negative`` targets below zero, the least ``smallest``.
+
+        A distributed fit counts them in the blocks, where they are.
+        """
         if negative:
             raise ValueError(
                 f"loss='poisson' needs non-negative targets (counts or rates), but y has "
