@@ -23,12 +23,21 @@ summed over the fit's evaluations: the share of each evaluation spent outside th
 kernel (scheduling, sending ``theta`` and the gradients, the reduction, the client's L2 term).
 ``setup_s`` is the fit's time outside its evaluations (block checks, validation, scipy).
 
+``test_client_side`` (issue 26): the client's side as the rows grow, 0.5, 2 and 4 M rows made
+on the workers, by ``tests/client_memory.py`` in a fresh client process (see there): the
+client's peak-RSS growth during the fit, its CPU time per evaluation and in the setup, and
+its wait per evaluation, in ``extra_info``; the time is the whole script's.
+
 Timing: warm-up fits of 1 iteration (compiles the kernels, in the workers too) and 2 (estimates
 the fit), then ``_benchlib.budget_rounds`` timed fits, the best reported. With
 ``--benchmark-disable`` each body runs once on ``FASTMLP_BENCH_SMOKE_ROWS`` rows. Skipped when
 the ``dask`` extra is missing. The machine's other load shows in every row: check it before.
 """
 
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 
@@ -152,3 +161,25 @@ def test_distributed(benchmark, client, blocks):
         s_per_iteration=total / n_iter, evaluations=len(evaluations),
         wall_s=wall / len(evaluations), kernel_s=kernel / len(evaluations),
         outside_share=1.0 - kernel / wall, setup_s=total - wall)
+
+
+CLIENT_ROWS = (500_000, 2_000_000, 4_000_000)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_client_side(benchmark, client, kind):
+    script = os.path.join(os.path.dirname(__file__), "..", "tests", "client_memory.py")
+    rows = CLIENT_ROWS if not benchmark.disabled else (bl.SMOKE_ROWS or 20_000,)
+    benchmark.group = "dask: the client's side, L-BFGS on rows made on the workers"
+    benchmark.extra_info.update(kind="dask-client", impl=kind, workers=2,
+                                threads_per_worker=1)
+
+    def body():
+        out = subprocess.run([sys.executable, script, client.scheduler.address, kind,
+                              ",".join(map(str, rows))], capture_output=True, text=True,
+                             check=True)
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    runs = benchmark.pedantic(body, rounds=1, iterations=1)
+    benchmark.extra_info["runs"] = runs
+    assert all(r["n_iter"] == 3 for r in runs)

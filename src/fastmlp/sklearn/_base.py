@@ -332,10 +332,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
         blocks = None
         if self.solver == "lbfgs" and _distributed.is_dask_array(X):
-            # one fit on a Dask cluster (_distributed.py): X stays in its blocks on the
-            # workers, and a stand-in of its shape and dtype is validated below in its place
-            blocks, X, y, sample_weight = _distributed.prepare(X, y, sample_weight)
-        if is_out_of_core(X) and self.solver in _STOCHASTIC_SOLVERS:
+            # one fit on a Dask cluster (_distributed.py): X, y and sample_weight stay in
+            # their blocks on the workers, checked there; X and y are stand-ins from here on
+            blocks = _distributed.prepare(X, y, sample_weight)
+        if blocks is not None:
+            X, y = blocks.validate(self, incremental, reset=first_pass)
+            sample_weight = None  # on the workers, with their blocks
+        elif is_out_of_core(X) and self.solver in _STOCHASTIC_SOLVERS:
             X, y = self._validate_stream_input(X, y, sample_weight, incremental, first_pass)
         else:
             X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -368,7 +371,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
         elif blocks is not None:
-            _distributed.fit_lbfgs(self, blocks, y, sample_weight, layer_units)
+            _distributed.fit_lbfgs(self, blocks, layer_units)
         elif self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight, layer_units)
 
@@ -664,9 +667,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
             hold ``X``'s blocks and summed, with the in-memory fit's numbers to rounding.
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values: class labels or a label indicator matrix (multilabel) for
-            the classifier, real numbers for the regressor.
+            the classifier, real numbers for the regressor. With a dask ``X`` on a cluster,
+            ``y`` (best a dask array too) stays on the workers, blocked like ``X``'s rows,
+            and is checked and encoded there.
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
+            Sample weights. On a cluster, as ``y``: they stay on the workers.
 
         Returns
         -------

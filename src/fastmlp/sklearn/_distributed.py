@@ -5,8 +5,13 @@ with ``X`` a dask array, while a ``distributed`` client is active, train as Spar
 ``MultilayerPerceptronClassifier`` does: ``X`` stays in its blocks on the workers that hold
 them, and each loss-and-gradient L-BFGS asks for is a map over the blocks (fastmlp's compiled
 kernel on each block, on its worker) followed by a sum. Only the parameter vector (out) and
-the gradients (back) travel; ``y`` (labels or targets, small) is brought to memory, validated
-and encoded by the estimator's own ``_validate_input``, and its rows sent once with their block.
+the gradients (back) travel. ``y`` and ``sample_weight`` stay on the workers too, blocked like
+``X``'s rows (a dask array as it is; anything else is sent there once, in blocks): each block
+reports a summary (its unique labels; for a regressor, its NaN, infinities and negatives), the
+estimator's own ``_validate_input`` checks a few rows made from those summaries (so
+``classes_`` and the messages are the in-memory ones), and each block binarises or casts its
+own targets, on its worker, to the dtype the fit computes in. The client's memory does not grow
+with the rows (``tests/client_memory.py`` measures it).
 
 The numbers are the in-memory fit's: each block computes the summed cost of its rows and
 their gradient scaled by ``1 / n`` (``n`` all the rows), the arithmetic of the in-memory
@@ -40,6 +45,7 @@ A fit that runs *inside* a Dask task (``joblib.parallel_backend("dask")``, a
 """
 
 import contextlib
+import numbers
 import sys
 import time
 import warnings
@@ -47,6 +53,8 @@ import warnings
 import numba
 import numpy as np
 import scipy.optimize
+from sklearn.base import is_classifier
+from sklearn.utils import check_array, check_consistent_length
 
 from fastmlp import _threads
 from fastmlp._engine import LOSS_CHUNK, blas_single_threaded, every_blas_single_threaded
@@ -102,7 +110,8 @@ def timings():
 
     Yields a list that gets, per evaluation, a dict: ``wall_s`` (the client's wait, from
     submitting ``theta`` to the summed gradient), ``kernel_s`` (worker address -> seconds in
-    the compiled kernel, summed over that worker's blocks) and ``blocks``.
+    the compiled kernel, summed over that worker's blocks), ``blocks`` and ``client_cpu_s``
+    (this process's CPU time in the evaluation: submitting, receiving, the last sums).
     """
     records = []
     _RECORDERS.append(records)
@@ -128,30 +137,20 @@ def _client():
         return None
 
 
-def _in_memory(a):
-    """Return a dask collection computed (``y``, ``sample_weight``: small), else ``a``."""
-    if type(a).__module__.startswith("dask") and hasattr(a, "compute"):
-        return a.compute()
-    return a
-
-
 def prepare(X, y, sample_weight):
     """Set up a distributed fit on the dask array ``X``, when a client is active.
 
-    Returns ``(blocks, X, y, sample_weight)``: with a client, ``blocks`` (:class:`Blocks`:
-    ``X``'s checked blocks on the workers), ``X`` a stand-in with its shape and dtype for the
-    estimator's validation, and ``y`` and ``sample_weight`` in memory; without one,
-    ``(None, X, y, sample_weight)`` unchanged (the in-memory path).
+    Returns a :class:`Blocks` (``X``'s checked blocks on the workers, ``y``'s and the
+    weights' beside them), or None without a client (the in-memory path).
     """
     client = _client()
     if client is None:
-        return None, X, y, sample_weight
-    blocks = Blocks(client, X)
-    return blocks, blocks.stand_in(), _in_memory(y), _in_memory(sample_weight)
+        return None
+    return Blocks(client, X, y, sample_weight)
 
 
 class Blocks:
-    """The blocks of a dask array ``X`` on the workers, each checked there.
+    """The blocks of a dask array ``X`` on the workers, each checked there, with their targets.
 
     ``X`` is rechunked to a single chunk across the columns (the row chunks are kept: a block
     is one worker thread's work), and every block is cast to the dtype the fit computes in
@@ -159,13 +158,21 @@ class Blocks:
     and checked on its worker: 2-D, numbers, finite. Only each block's shape and verdict come
     back. The first bad block in row order raises, naming its rows.
 
+    ``y`` and ``sample_weight`` (dask arrays, or anything else, which is sent to the workers
+    in blocks) are blocked like ``X``'s rows and stay on the workers too. Each block reports
+    a summary of its targets (its unique labels; or, for a regressor, whether it holds NaN,
+    infinity or negative values), and :meth:`validate` checks those with the estimator's own
+    ``_validate_input``: the client never holds a row.
+
     Parameters
     ----------
     client : distributed.Client
     X : dask.array.Array
+    y : array-like or dask.array.Array
+    sample_weight : array-like, dask.array.Array, number or None
     """
 
-    def __init__(self, client, X):
+    def __init__(self, client, X, y, sample_weight):
         import dask
 
         if X.ndim != 2:
@@ -187,6 +194,15 @@ class Blocks:
                 start = self.starts[i]
                 raise ValueError(f"Input X contains {problem} in its block {i}, rows "
                                  f"{start}..{start + rows - 1} (a dask array block).")
+        self.y = self._row_blocks(_as_dask(y), "y")
+        self.sample_weight = None
+        if sample_weight is not None:
+            if isinstance(sample_weight, numbers.Number):  # as check_sample_weight's np.full
+                import dask.array as da
+
+                sample_weight = da.full(self.n_samples, sample_weight,
+                                        chunks=(tuple(self.rows),))
+            self.sample_weight = self._row_blocks(_as_dask(sample_weight), "sample_weight")
 
     @property
     def n_samples(self):
@@ -197,26 +213,103 @@ class Blocks:
         """Return an ``(n_samples, n_features)`` array of ``X``'s dtype holding no data."""
         return stand_in((self.n_samples, self.n_features), self.dtype)
 
-    def with_targets(self, Y, sample_weight, w_sum, net, clip_eps):
+    def _row_blocks(self, a, name):
+        """Return futures of ``a``'s blocks on the workers, blocked like ``X``'s rows.
+
+        Its length is checked first, from its shape (the same messages as in memory).
+        """
+        if any(np.isnan(c) for c in a.chunks[0]):  # lengths unknown: only the counts travel
+            a = a.compute_chunk_sizes()
+        if name == "sample_weight":
+            if a.ndim != 1:
+                raise ValueError(
+                    f"Sample weights must be 1D array or scalar, got {a.ndim}D array. "
+                    f"Expected either a scalar value or a 1D array of length {self.n_samples}.")
+            if a.shape != (self.n_samples,):
+                raise ValueError(
+                    f"sample_weight.shape == {a.shape}, expected {(self.n_samples,)}!")
+        elif a.shape[0] != self.n_samples:
+            check_consistent_length(stand_in((self.n_samples, 1), np.float64),
+                                    stand_in((a.shape[0], 1), np.float64))
+        a = a.rechunk({0: tuple(self.rows), **{i: -1 for i in range(1, a.ndim)}})
+        return self.client.compute(list(a.to_delayed().ravel()))
+
+    def validate(self, est, incremental, reset):
+        """Check ``y`` and ``sample_weight`` where they are; return stand-ins for ``_fit``.
+
+        Each block's summary travels: its unique labels (a classifier), or its dtype, NaN,
+        infinity and negative counts (a regressor). The estimator's own ``_validate_input``
+        checks ``X``'s stand-in with a few rows that have every label (or the NaN or infinity
+        found) and fits its ``LabelBinarizer`` on them: ``classes_``, the warm start's check
+        and the messages are the in-memory ones. Returns ``(X, Y)``: stand-ins of ``X`` and of
+        the encoded targets, ``(n_samples, n_outputs)``, holding no data.
+        """
+        classifier = is_classifier(est)
+        kind = "labels" if classifier else "targets"
+        reports = self.client.gather(self.client.map(_target_report, self.y, kind=kind,
+                                                     pure=False))
+        reports = [r for r, rows in zip(reports, self.rows, strict=True) if rows]
+        y_small, negative, smallest = (_labels_stand_in if classifier
+                                       else _targets_stand_in)(reports)
+        X_small = stand_in((y_small.shape[0], self.n_features), self.dtype)
+        _, Y = est._validate_input(X_small, y_small, incremental, reset)
+        if negative and getattr(est, "loss", None) == "poisson":
+            est._check_poisson_counts(negative, smallest)
+        if self.sample_weight is not None:
+            weights = self.client.gather(self.client.map(_weights_report, self.sample_weight,
+                                                         pure=False))
+            for problem, _ in weights:
+                if problem is not None:
+                    raise ValueError(problem)
+            if not any(nonzero for _, nonzero in weights):
+                raise ValueError("Sample weights must contain at least one non-zero number.")
+        self.encoder = est._label_binarizer if classifier else None
+        n_outputs = 1 if Y.ndim == 1 else Y.shape[1]
+        return self.stand_in(), stand_in((self.n_samples, n_outputs), np.float64)
+
+    def weight_total(self, dtype):
+        """Return the weights' total as the in-memory weighted kernel sums them: in order.
+
+        A chain of tasks, one a block, each adding its weights to the total so far: only the
+        running total travels.
+        """
+        total = dtype.type(0)
+        for rows, w in zip(self.rows, self.sample_weight, strict=True):
+            if rows:
+                total = self.client.submit(_running_total, w, total, dtype.str, pure=False)
+        return dtype.type(total.result() if hasattr(total, "result") else total)
+
+    def with_targets(self, w_sum, net, clip_eps):
         """Return futures of the non-empty blocks joined with their targets and the network.
 
-        Each block's rows of ``Y`` (and of the weights) travel once, inside the task that
-        joins them with the block, so a block lost with its worker is rebuilt whole.
+        Each block's targets are encoded on its worker, to the dtype the fit computes in: a
+        classifier's labels by its ``LabelBinarizer`` (the classes travel, not the rows).
         """
         spec = _Spec(net, clip_eps, net.dtype.type(1.0 / self.n_samples), w_sum)
         futures = []
         for i, rows in enumerate(self.rows):
             if rows == 0:
                 continue
-            a, b = self.starts[i], self.starts[i + 1]
-            sw = None if sample_weight is None else sample_weight[a:b]
-            futures.append(self.client.submit(_Block, self.checked[i], Y[a:b], sw, spec,
-                                              pure=False))
-        # the blocks hold the checked rows now; the checked results are let go (Dask keeps
-        # how to make them again, should a worker die) so that the rows are counted once in
-        # the workers' memory
-        self.checked = None
+            sw = None if self.sample_weight is None else self.sample_weight[i]
+            futures.append(self.client.submit(_Block, self.checked[i], self.y[i], sw, spec,
+                                              self.encoder, pure=False))
+        # the blocks hold the checked rows and encoded targets now; the checked results and
+        # the raw targets are let go (Dask keeps how to make them again, should a worker die)
+        # so that the rows are counted once in the workers' memory
+        self.checked = self.y = self.sample_weight = None
         return futures
+
+
+def _as_dask(a):
+    """Return ``a`` as a dask array: a dask one as it is, a dask series by its values."""
+    import dask.array as da
+
+    if is_dask_array(a):
+        return a
+    if hasattr(a, "to_dask_array"):  # a dask DataFrame's series: its lengths are counted
+        return a.to_dask_array(lengths=True)
+    a = np.asarray(a)  # in the client's memory already (the caller's): sent in blocks
+    return da.from_array(a, chunks=a.shape or (), name=False)
 
 
 def _check_block(x, dtype):
@@ -244,11 +337,116 @@ def _report(checked):
     return checked[1:]
 
 
+def _target_report(y, kind):
+    """On a worker: ``(ndim, columns, values, negatives, smallest)``, a summary of ``y``'s block.
+
+    ``kind="labels"`` (a classifier): ``values`` are the block's unique labels. ``"targets"``
+    (a regressor): ``values`` are a zero of the block's dtype, with NaN and infinities when
+    the block has them (or its first value, when it holds strings or other non-numbers), and
+    ``negatives`` counts the values below zero, ``smallest`` the least of them.
+    """
+    y = np.asarray(y)
+    columns = y.shape[1] if y.ndim == 2 else 0
+    flat = y.reshape(-1)
+    if kind == "labels":
+        try:
+            values = np.unique(flat)
+        except TypeError:  # mixed types (strings and numbers): unique_labels says so
+            values = np.array(list(dict.fromkeys(flat.tolist())), dtype=object)
+        return y.ndim, columns, values, 0, None
+    if y.dtype.kind == "O" and not any(isinstance(v, (str, bytes)) for v in flat):
+        flat = flat.astype(np.float64)  # as validate_data's y_numeric converts it
+    if flat.dtype.kind not in "biuf":
+        return y.ndim, columns, flat[:1], 0, None
+    values = [np.zeros(1, flat.dtype)]
+    if flat.dtype.kind == "f" and not all_finite(flat.reshape(-1, 1)):
+        values += [np.array([v], flat.dtype) for v in (np.nan, np.inf, -np.inf)
+                   if (np.isnan(flat) if v != v else flat == v).any()]
+    negative = int(np.count_nonzero(flat < 0))
+    smallest = flat[~np.isnan(flat)].min() if negative and flat.dtype.kind == "f" else (
+        flat.min() if negative else None)
+    return y.ndim, columns, np.concatenate(values), negative, smallest
+
+
+def _by_columns(values, ndim, columns):
+    """``values`` as a 1-D ``y``, or 2-D with each value across ``columns`` columns."""
+    return values if ndim == 1 else np.repeat(values.reshape(-1, 1), columns, axis=1)
+
+
+def _labels_stand_in(reports):
+    """Return a few rows of labels, every label of ``y`` once: ``(y, 0, None)``."""
+    if not reports:
+        return np.empty(0), 0, None
+    ndim, columns = reports[0][:2]
+    parts = [r[2] for r in reports]
+    try:
+        values = np.unique(np.concatenate(parts))
+    except TypeError:  # mixed types: kept, for unique_labels' own message
+        values = np.array(list(dict.fromkeys(np.concatenate(parts).tolist())), dtype=object)
+    return _by_columns(values, ndim, columns), 0, None
+
+
+def _targets_stand_in(reports):
+    """Return a few rows of targets: ``y``'s dtype, NaN, infinities; ``(y, negatives, least)``."""
+    if not reports:
+        return np.empty(0), 0, None
+    ndim, columns = reports[0][:2]
+    values = np.concatenate([r[2] for r in reports])
+    if values.dtype.kind in "biuf":
+        values = np.unique(values)
+    negative = sum(r[3] for r in reports)
+    smallest = min((r[4] for r in reports if r[3]), default=None)
+    return _by_columns(values, ndim, columns), negative, smallest
+
+
+def _weights_report(w):
+    """On a worker: ``(problem, any non-zero)`` of a block of ``sample_weight``."""
+    try:
+        w = check_array(w, accept_sparse=False, ensure_2d=False,
+                        dtype=[np.float64, np.float32], input_name="sample_weight",
+                        ensure_min_samples=0)
+    except ValueError as exc:  # NaN, infinity, not numbers: check_sample_weight's message
+        return str(exc), False
+    return None, bool(np.any(w != 0))
+
+
+def _weights(w, dtype):
+    """Return a block of weights as ``check_sample_weight`` makes them, then in ``dtype``."""
+    w = np.asarray(w)
+    if w.dtype not in (np.float32, np.float64):
+        w = w.astype(np.float64)
+    return np.ascontiguousarray(w, dtype=dtype)
+
+
+def _running_total(w, total, dtype):
+    """On a worker: ``total`` plus this block's weights, added one at a time in ``dtype``."""
+    dtype = np.dtype(dtype)
+    return np.cumsum(np.concatenate([np.array([total], dtype), _weights(w, dtype)]),
+                     dtype=dtype)[-1]
+
+
+def _encode(y, binarizer, dtype):
+    """On a worker: a block of ``y`` as the 2-D targets the kernels take, in ``dtype``.
+
+    A classifier's labels are binarised by its ``LabelBinarizer`` (as ``_validate_input``
+    does in memory); a regressor's targets are cast, one column per output.
+    """
+    y = np.asarray(y)
+    if binarizer is not None:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        return np.ascontiguousarray(binarizer.transform(y), dtype=dtype)
+    if y.dtype.kind == "O":
+        y = y.astype(np.float64)
+    return np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=dtype)
+
+
 class _Spec:
     """What every block's kernel call needs besides its rows and ``theta`` (sent once)."""
 
     def __init__(self, net, clip_eps, scale, w_sum):
         self.sizes, self.w_off, self.b_off = net.sizes, net.w_off, net.b_off
+        self.dtype = net.dtype
         self.hidden_act, self.out_act = net.hidden_act, net.out_act
         self.n_params = net.n_params
         self.clip_eps = float(clip_eps)
@@ -257,12 +455,16 @@ class _Spec:
 
 
 class _Block:
-    """On a worker: one block's rows, targets (and weights), and the kernel's settings."""
+    """On a worker: one block's rows, targets (and weights), and the kernel's settings.
 
-    def __init__(self, checked, Y, sample_weight, spec):
+    ``y`` is the block's raw targets, encoded here (``binarizer``: a classifier's
+    ``LabelBinarizer``, or None), so that they never pass through the client.
+    """
+
+    def __init__(self, checked, y, sample_weight, spec, binarizer):
         self.x = checked[0]
-        self.Y = np.ascontiguousarray(Y)
-        self.sw = None if sample_weight is None else np.ascontiguousarray(sample_weight)
+        self.Y = _encode(y, binarizer, spec.dtype)
+        self.sw = None if sample_weight is None else _weights(sample_weight, spec.dtype)
         self.spec = spec
 
     def __sizeof__(self):
@@ -370,7 +572,7 @@ class _Objective:
         client = self.client
         dtype = self.net.dtype
         theta = np.ascontiguousarray(theta, dtype=dtype)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if theta.nbytes * len(self.blocks) <= INLINE_BYTES:
             # theta inside each block's task: one hop less than a task of its own that the
             # workers then fetch it from (measured: 12 ms instead of 22 ms per evaluation)
@@ -391,7 +593,7 @@ class _Objective:
             raise
         loss, grad = self._finish(theta, loss_sum, grad)
         record = {"wall_s": time.perf_counter() - start, "kernel_s": kernel,
-                  "blocks": len(self.blocks)}
+                  "blocks": len(self.blocks), "client_cpu_s": time.process_time() - cpu}
         for records in _RECORDERS:
             records.append(record)
         return loss, grad
@@ -409,7 +611,7 @@ class _Objective:
         return loss_sum / w_sum + 0.5 * self.alpha * sum_sq / w_sum, grad
 
 
-def fit_lbfgs(est, blocks, y, sample_weight, layer_units):
+def fit_lbfgs(est, blocks, layer_units):
     """``est._fit_lbfgs`` over the blocks of a dask array: same start, options and attributes.
 
     Parameters
@@ -417,10 +619,7 @@ def fit_lbfgs(est, blocks, y, sample_weight, layer_units):
     est : BaseMultilayerPerceptron
         Initialised by ``_fit`` (its ``_theta`` is the starting point).
     blocks : Blocks
-    y : ndarray
-        The encoded targets, 2-D (``_validate_input``'s).
-    sample_weight : ndarray or None
-        Checked weights (``check_sample_weight``'s).
+        Validated (:meth:`Blocks.validate`): its targets are encoded on the workers.
     layer_units : list of int
     """
     # imported here: _base imports this module
@@ -428,11 +627,9 @@ def fit_lbfgs(est, blocks, y, sample_weight, layer_units):
 
     dtype = est._theta.dtype
     net = est._network(dtype, layer_units)
-    Y = np.ascontiguousarray(y, dtype=dtype)
-    sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
     # the in-memory weighted kernel's total of the weights: summed in order, in the dtype
-    w_sum = None if sw is None else dtype.type(np.cumsum(sw, dtype=dtype)[-1])
-    futures = blocks.with_targets(Y, sw, w_sum, net, float(np.finfo(dtype).eps))
+    w_sum = None if blocks.sample_weight is None else blocks.weight_total(dtype)
+    futures = blocks.with_targets(w_sum, net, float(np.finfo(dtype).eps))
     objective = _Objective(blocks.client, futures, net, blocks.n_samples, float(est.alpha),
                            w_sum)
     x0 = est._packed(dtype).copy()

@@ -248,9 +248,17 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     def _check_poisson_targets(self, y):
         negative = int(np.count_nonzero(y < 0))
         if negative:
+            self._check_poisson_counts(negative, np.min(y))
+
+    def _check_poisson_counts(self, negative, smallest):
+        """Raise for ``negative`` targets below zero, the least ``smallest``.
+
+        A distributed fit counts them in the blocks, where they are.
+        """
+        if negative:
             raise ValueError(
                 f"loss='poisson' needs non-negative targets (counts or rates), but y has "
-                f"{negative} negative value(s), the smallest {np.min(y)!r}. Use "
+                f"{negative} negative value(s), the smallest {smallest!r}. Use "
                 "loss='squared_error', or shift or transform y."
             )
 
