@@ -623,8 +623,8 @@ def test_a_failing_block_fails(tmp_path, shim):
               hidden_modules({"dask"}))
     # `fastmlp` is the tree under test, and tells a reader without pyarrow how to get it
     with pytest.raises(pytest.fail.Exception, match=r'pip install "\.\[tables\]" in a checkout'):
-        run_shell(Block("page.md", 1, "sh", "fastmlp train --data x.csv --target label\n"), tmp_path, env,
-                  [], hidden_modules(set()))
+        run_shell(Block("page.md", 1, "sh", "fastmlp train --data x.csv --target label\n"),
+                  tmp_path, env, [], hidden_modules(set()))
 
 
 def test_scripts_run_as_scripts(tmp_path, shim):
@@ -633,7 +633,8 @@ def test_scripts_run_as_scripts(tmp_path, shim):
     page.write_text("```python\nfrom distributed import LocalCluster\n```\n")
     with pytest.raises(AssertionError, match="make it a script"):
         parse_at(page)
-    page.write_text("```python\n# fit.py\nimport multiprocessing\n```\n\n```sh\npython it.py\n```\n")
+    page.write_text("```python\n# fit.py\nimport multiprocessing\n```\n\n"
+                    "```sh\npython it.py\n```\n")
     with pytest.raises(AssertionError, match="never run"):
         parse_at(page)
     # without its `__main__` guard, a script that starts worker processes fails as it fails

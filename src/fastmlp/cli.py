@@ -78,10 +78,13 @@ examples:
   fastmlp train --data wine.csv --target cultivar --drop id --scale standard --save wine.npz
 
 A table (--data .csv or .parquet; pyarrow: pip install ".[tables]" in a checkout) names
-its label column with --target; every other column not in --drop is a feature and must hold numbers. The test set
-is --test FILE, or a held-out --test-fraction (default 0.25, stratified for classification,
-drawn with --seed). Labels may be text: the class names are saved with the model. --scale
-standard and --fill mean learn from the training rows, and the model file keeps them and the
+its label column with --target; every other column not in --drop is a feature and must hold
+numbers. The test set is --test FILE, or a held-out --test-fraction (default 0.25, stratified
+for classification, drawn with --seed). Labels may be text: the class names are saved with
+the model. Features are used as they are, as in scikit-learn and Keras: train warns, before
+training, when their scales differ by orders of magnitude, and a run that ends at chance
+says so in its last line. Missing values are an error, counted over the whole table, unless
+--fill mean. --scale standard and --fill mean learn from the training rows, and the model file keeps them and the
 feature names, so `fastmlp predict` and `evaluate` apply the same steps to raw tables.
 """
 
@@ -100,9 +103,9 @@ A table (--data .csv or .parquet) is evaluated whole, its label column named by 
 its feature columns are found by the names the model was trained with, in any order.
 """
 
-_EPILOG_PREDICT = """INPUT is a table (.csv or .parquet, read with pyarrow: pip install ".[tables]" in a
-checkout of fastmlp, or pip install pyarrow), a .npy file (a 2-D array, used as is) or any other file read as IDX
-(optionally gzip-compressed): IDX images of shape (n, rows, cols) are flattened, and uint8
+_EPILOG_PREDICT = """INPUT is a table (.csv or .parquet, read with pyarrow: pip install
+".[tables]" in a checkout of fastmlp, or pip install pyarrow), a .npy file (a 2-D array, used
+as is) or any other file read as IDX (optionally gzip-compressed): IDX images of shape (n, rows, cols) are flattened, and uint8
 ones scaled by 1/255 like the data loaders do.
 
 A table's feature columns are found by the names the model was trained with (any order;
@@ -1508,7 +1511,9 @@ def build_parser():
                        help="table columns that are not features (an id, for instance)")
     train.add_argument("--scale", choices=["standard"], default=None,
                        help="standard: subtract each feature's training mean and divide by "
-                            "its standard deviation; saved with the model (default: none)")
+                            "its standard deviation; saved with the model (default: none, "
+                            "as in scikit-learn and Keras; train warns when the features' "
+                            "scales differ by orders of magnitude)")
     train.add_argument("--fill", choices=["mean"], default=None,
                        help="mean: a missing value becomes its column's training mean; saved "
                             "with the model (default: missing values are an error)")
