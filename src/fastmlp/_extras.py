@@ -12,9 +12,9 @@ EXTRAS = {
 def install_hint(extra):
     """The pip lines that install an extra: from a checkout of fastmlp, or by its packages.
 
-    ``pip install "fastmlp[tables]"`` would look fastmlp up on the package index; from a
-    checkout (as the README installs) the extra is ``".[tables]"``, and anywhere the
-    packages themselves work.
+    Naming the extra as ``fastmlp[tables]`` would make pip look fastmlp up on the package
+    index; from a checkout (as the README installs) the extra is ``".[tables]"``, and
+    anywhere the packages themselves work.
     """
     packages = " ".join(f'"{p}"' if "[" in p or ">" in p else p for p in EXTRAS[extra])
     return f'pip install ".[{extra}]" in a checkout of fastmlp, or pip install {packages}'

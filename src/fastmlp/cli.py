@@ -439,15 +439,16 @@ def _scale_warning(X, names, data_name):
             "--scale standard standardises them (and saves that with the model)")
 
 
-def _chance_note(result, y_train, y_test, classes, regression, scaled):
+def _chance_note(result, y_train, y_test, classes, regression, warned):
     """The last line of a run whose test score is no better than a constant's, or None."""
-    hint = "" if scaled else "try --scale standard; else "
+    hint = ("the features' scales differ by orders of magnitude: try --scale standard" if warned
+            else "try another --learning-rate or more --epochs, or the features may not "
+            "predict the target")
     if regression:
         if result["r2"] > 0.0:
             return None
         return (f"note: test R^2 {result['r2']:.4f}: no better than predicting the mean "
-                f"target; the network learned nothing ({hint}a smaller --learning-rate or "
-                "more --epochs)")
+                f"target; the network learned nothing ({hint})")
     counts = np.bincount(y_train, minlength=len(classes))
     majority = int(np.argmax(counts))
     constant = float(np.mean(y_test == majority)) if len(y_test) else 0.0
@@ -455,7 +456,7 @@ def _chance_note(result, y_train, y_test, classes, regression, scaled):
         return None
     return (f"note: test accuracy {result['accuracy']:.4f} is chance level: always predicting "
             f"the most frequent class ({str(classes[majority])!r}) scores {constant:.4f}; the "
-            f"network learned nothing ({hint}a smaller --learning-rate or more --epochs)")
+            f"network learned nothing ({hint})")
 
 
 def _steps_text(preprocessing):
@@ -736,8 +737,9 @@ def cmd_train(args, out=None):
     preprocessing = _fit_preprocessing(args, X_train, [("the test set", X_test),
                                                        ("the validation set", X_val)],
                                        feature_names, data_name)
-    warning = None if args.scale is not None else _scale_warning(X_train, feature_names,
-                                                                 data_name)
+    warning = None  # out of core, X_train is not read whole before training
+    if args.scale is None and not out_of_core:
+        warning = _scale_warning(X_train, feature_names, data_name)
     if warning is not None:
         print(warning, file=sys.stderr)
     if regression:
@@ -824,7 +826,7 @@ def cmd_train(args, out=None):
             print(f"{what} written to {args.plot}", file=out)
     if history.epochs:
         note = _chance_note(result, y_train, y_test, None if regression else classes,
-                            regression, args.scale is not None)
+                            regression, warning is not None)
         if note is not None:
             print(note, file=out)  # the last line, where a reader looks for the verdict
     return EXIT_INTERRUPTED if interrupted else 0
