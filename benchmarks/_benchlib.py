@@ -26,9 +26,12 @@ includes a pipe round trip (about 0.1 ms).
 import atexit
 import functools
 import importlib.util
+import json
 import math
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -597,6 +600,40 @@ def remote_build(impl, target, **kwargs):
 # ---------------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------------
+_shipped_cache = {}
+
+
+def shipped_kernels(folder):
+    """The shipped kernels rows load: ``(FASTMLP_SHIPPED_DIR or None, their BUILD.json)``.
+
+    The installed package's own (None) when it ships every kernel (a release wheel, as CI
+    installs); else a folder under ``folder`` that ``python -m fastmlp.precompile ship
+    --kernels all`` fills once per session (2.5 minutes on 2 cores). Skips where this host
+    cannot run the shipped code.
+    """
+    if "state" not in _shipped_cache:
+        from fastmlp._kernels import _jit
+
+        installed = _jit.shipped_state(folder=os.path.join(
+            os.path.dirname(_jit.KERNELS_DIR), "_shipped_kernels"), environ={})
+        if installed.usable and installed.info.get("kernels") == "all":
+            _shipped_cache["state"] = (None, installed.info)
+        elif _jit.missing_cpu_features():
+            _shipped_cache["state"] = f"this host cannot run {_jit.PORTABLE_CPU} code"
+        else:
+            into = os.path.join(str(folder), "_shipped_kernels")
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("FASTMLP_", "NUMBA_CACHE"))}
+            subprocess.run([sys.executable, "-m", "fastmlp.precompile", "ship", into,
+                            "--kernels", "all"], env=env, capture_output=True, text=True,
+                           timeout=1800, check=True)
+            with open(os.path.join(into, _jit.BUILD_INFO), encoding="utf-8") as file:
+                _shipped_cache["state"] = (into, json.load(file))
+    if isinstance(_shipped_cache["state"], str):
+        pytest.skip(_shipped_cache["state"])
+    return _shipped_cache["state"]
+
+
 def time_epochs(benchmark, epoch, n_rows, batch_size):
     """Time whole epochs of ``epoch`` with ``benchmark.pedantic``, after a warm-up.
 

@@ -441,9 +441,9 @@ def startup_table(benchmarks, stat="min"):
     if not rows:
         return None
     table = Table("First call in a fresh process: compile cache cold, warm, after "
-                  "`fastmlp compile`",
+                  "`fastmlp compile`, installed from the wheel",
                   ["call", "cache", "process s", "first call s", "import fastmlp s"])
-    order = {"cold": 0, "warm": 1, "after compile": 2}
+    order = {"cold": 0, "warm": 1, "after compile": 2, "wheel": 3}
     for b in sorted(rows, key=lambda b: (b["extra_info"]["workload"],
                                          order.get(b["extra_info"]["cache"], 3))):
         i = b["extra_info"]
@@ -456,12 +456,37 @@ def startup_table(benchmarks, stat="min"):
     sklearn = [b["extra_info"]["sklearn_fit_s"] for b in rows
                if "sklearn_fit_s" in b["extra_info"]]
     if sklearn:
+        process = [b["extra_info"]["sklearn_process_s"] for b in rows
+                   if "sklearn_process_s" in b["extra_info"]]
+        whole = f" (the whole process: {_fmt_s(process[0])} s)" if process else ""
         table.notes.append(f"scikit-learn's MLPClassifier().fit on iris, in a fresh process: "
-                           f"{_fmt_s(sklearn[0])} s.")
+                           f"{_fmt_s(sklearn[0])} s{whole}.")
+    shipped = [b["extra_info"]["shipped"] for b in rows if "shipped" in b["extra_info"]]
+    if shipped:
+        info = shipped[0]
+        table.notes.append(f"'wheel': an empty compile cache and the shipped {info['cpu_name']} "
+                           f"kernels ({info['kernels']}: {info['entries']} kernels, "
+                           f"{info['bytes'] / 2**20:.1f} MiB, compiled in {info['seconds']} s).")
     compile_s = [b["extra_info"]["fastmlp_compile_s"] for b in rows
                  if "fastmlp_compile_s" in b["extra_info"]]
     if compile_s:
         table.notes.append(f"fastmlp compile took {_fmt_s(compile_s[0])} s.")
+    return table
+
+
+def shipped_table(benchmarks):
+    """Epochs on the shipped x86-64-v3 kernels against native ones (``bench_shipped.py``)."""
+    rows = [b for b in _by_kind(benchmarks, "shipped") if "shipped_epoch_s" in b["extra_info"]]
+    if not rows:
+        return None
+    table = Table("Epochs on the shipped x86-64-v3 kernels against native ones",
+                  ["workload", "native epoch s", "shipped epoch s", "shipped / native"])
+    for b in sorted(rows, key=lambda b: b["extra_info"]["workload"]):
+        i = b["extra_info"]
+        table.rows.append([i["workload"], _fmt_s(i["native_epoch_s"]),
+                           _fmt_s(i["shipped_epoch_s"]), f"{i['shipped_over_native']:.3f}"])
+    table.notes.append("Fresh processes taking turns, each side's fastest epoch; the target is "
+                       "a ratio of at most 1.05.")
     return table
 
 
@@ -645,6 +670,7 @@ def build_tables(benchmarks, stat="min", brief=False):
               comparison_table(benchmarks, "predict", stat), calls_table(benchmarks, stat),
               regressor_table(benchmarks, stat), busy_table(benchmarks, stat),
               tables_table(benchmarks, stat), startup_table(benchmarks, stat),
+              shipped_table(benchmarks),
               compile_table(benchmarks), gemm_table(benchmarks, stat)]
     matmul = matmul_tables(benchmarks, stat)
     tables += (matmul[1:] if brief else matmul) + parallel_tables(benchmarks, stat)

@@ -518,3 +518,46 @@ def test_model_from_sklearn_refuses_what_it_cannot_hold():
         Model.from_sklearn(multilabel)
     with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor"):
         Model.from_sklearn(object())
+
+
+# -- export of every output kind, and the opset it reports (issue 29) ---------------------------
+@pytest.mark.parametrize("n_out", [1, 2])
+def test_export_of_an_exp_model_computes_e_to_the_z(tmp_path, capsys, n_out):
+    # skl2onnx has no exp output: the export appends an Exp node to the identity network
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from fastmlp.cli import main
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    prep = Preprocessing(["a", "b", "c"], fill=[0.0, 0.0, 0.0], mean=[0.1, 0.2, 0.3],
+                         scale=[1.0, 2.0, 3.0])
+    model = Model([3, 5, n_out], output="exp", seed=0, preprocessing=prep)
+    path = tmp_path / "counts.npz"
+    model.save(path)
+    X[0, 1] = np.nan
+    onnx_path = tmp_path / "counts.onnx"
+    assert main(["export", str(path), "--onnx", str(onnx_path)]) == 0
+    assert "outputs variable" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"X": X.astype(np.float32)})[0]
+    assert_allclose(got.reshape(len(X), -1), model.predict(X).reshape(len(X), -1), rtol=1e-5)
+    # the model's own sklearn estimator is left with its exp output
+    assert model.to_sklearn().steps[-1][1].out_activation_ == "exp"
+
+
+def test_export_reports_the_default_domains_opset(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from fastmlp import export
+    from fastmlp.cli import main
+
+    graph = onnx.helper.make_model(
+        onnx.helper.make_graph([], "g", [], []),
+        opset_imports=[onnx.helper.make_opsetid("ai.onnx.ml", 1),
+                       onnx.helper.make_opsetid("", 21)])
+    assert export.onnx_opset(graph) == 21  # the ML domain comes first here, and is not it
+    path = tmp_path / "m.npz"
+    Model([4, 3, 2], seed=0).save(path)
+    assert main(["export", str(path), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    written = onnx.load(str(tmp_path / "m.onnx"))
+    assert f"opset {export.onnx_opset(written)}" in capsys.readouterr().out
+    assert export.onnx_opset(written) > 1

@@ -8,12 +8,15 @@ model. Threads and child processes (fork, spawn, joblib) must give the serial re
 
 import concurrent.futures
 import io
+import json
 import multiprocessing
 import os
 import pickle
 import re
 import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import tracemalloc
 import warnings
@@ -28,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastmlp._engine as engine
-from fastmlp import DivergenceError, MLPClassifier, Model
+from fastmlp import DivergenceError, MLPClassifier, Model, Preprocessing
 from fastmlp._kernels.activations import LOGISTIC, SOFTMAX
 from fastmlp.datasets import load_digits
 
@@ -1151,3 +1154,156 @@ def test_finite_input_gives_probabilities_gradients_and_a_cost(case):
     dW, db = model.gradients(X, y)
     assert all(np.isfinite(g).all() for g in dW + db)
     assert [g.shape for g in dW] == [w.shape for w in model.weights]
+
+
+# -- model files refused before they cost (issue 29) ---------------------------------------------
+def _with_header(good, change):
+    """The model file ``good`` with its JSON header changed by ``change(header_dict)``."""
+    header = json.loads(_header(good))
+    change(header)
+    return _rewrite_member(good, "header.npy", _npy_bytes(json.dumps(header)))
+
+
+def _zeros_member(data, name, n_bytes):
+    """``data`` with a deflated member ``name``: a float32 .npy of ``n_bytes`` of zeros.
+
+    Streamed into the archive a block at a time: the test itself never holds it.
+    """
+    out = io.BytesIO(data)
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_DEFLATED) as dst, \
+            dst.open(name, "w", force_zip64=True) as member:
+        member.write(_npy({"descr": "<f4", "fortran_order": False, "shape": (n_bytes // 4,)}))
+        block = bytes(1 << 20)
+        for _ in range(n_bytes >> 20):
+            member.write(block)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def crafted_files(model_file, tmp_path_factory):
+    """Small files that declare or hold far more than their network: name -> path."""
+    folder = tmp_path_factory.mktemp("crafted")
+    _, good, _ = model_file
+    files = {
+        "claims [8000, 8000, 2]": _with_header(
+            good, lambda h: h.update(layer_sizes=[8000, 8000, 2], classes=None)),
+        "an extra 300 MB of zeros": _zeros_member(good, "extra.npy", 300 << 20),
+        "weights_0 of 300 MB": _zeros_member(_drop_member(good, "weights_0.npy"),
+                                             "weights_0.npy", 300 << 20),
+    }
+    paths = {}
+    for k, (name, data) in enumerate(files.items()):
+        assert len(data) < 400_000, name  # small files, all of them
+        paths[name] = folder / f"crafted-{k}.npz"
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.mark.parametrize("case,message", [
+    ("claims [8000, 8000, 2]", r"array weights_0 should be float32\[8000, 8000\], got "
+                               r"float32\[6, 4\]"),
+    ("an extra 300 MB of zeros", r"unexpected arrays \['extra'\]"),
+    ("weights_0 of 300 MB", r"array weights_0 should be float32\[6, 4\], got "
+                            r"float32\[78643200\]"),
+])
+def test_load_refuses_crafted_files_by_their_headers(crafted_files, case, message):
+    with pytest.raises(ValueError, match=message):
+        Model.load(crafted_files[case])
+
+
+def test_load_memory_is_bounded_by_the_declared_network(model_file, crafted_files):
+    # In a child process whose address space is capped 150 MiB above what it uses once a
+    # model has loaded: every crafted file needs more than that to be read as np.load reads
+    # it, and each must be a ValueError, not a MemoryError or a kill.
+    good, _, _ = model_file
+    script = textwrap.dedent("""
+        import resource, sys
+        from fastmlp import Model
+
+        Model.load(sys.argv[1])  # every import, every first-call cost, paid before the cap
+        with open("/proc/self/status") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith("VmSize:"))
+        cap = size + (150 << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        for path in sys.argv[1:]:
+            try:
+                Model.load(path)
+                print("loaded")
+            except ValueError:
+                print("ValueError")
+            except MemoryError:
+                print("MemoryError")
+    """)
+    paths = [str(good), *map(str, crafted_files.values())]
+    done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["loaded"] + ["ValueError"] * len(crafted_files)
+
+
+def test_load_refuses_members_that_inflate_beyond_deflate():
+    from fastmlp._files import check_npz_member
+
+    info = zipfile.ZipInfo("weights_0.npy")
+    info.compress_type, info.compress_size, info.file_size = zipfile.ZIP_DEFLATED, 1000, 10**9
+    with pytest.raises(ValueError, match="claims 1000000000 bytes from 1000 deflated bytes"):
+        check_npz_member(info)
+    info.compress_type, info.compress_size, info.file_size = zipfile.ZIP_STORED, 10, 11
+    with pytest.raises(ValueError, match="corrupt or crafted"):
+        check_npz_member(info)
+    info.compress_type = zipfile.ZIP_BZIP2
+    with pytest.raises(ValueError, match="stored or deflated"):
+        check_npz_member(info)
+
+
+@pytest.fixture(scope="module")
+def named_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("named") / "named.npz"
+    prep = Preprocessing(["a", "b", "c", "d", "e", "f"], fill=np.arange(6.0))
+    Model([6, 4, 3], seed=0, preprocessing=prep, classes=np.array(["x", "y", "z"])).save(path)
+    return path.read_bytes()
+
+
+def _set_prep(key, value):
+    return lambda h: h["preprocessing"].update({key: value})
+
+
+@pytest.mark.parametrize("change,message", [
+    (_set_prep("fill", ["1", "2", "3", "4", "5", "6"]),
+     "fill must be a list of numbers, got a list holding a JSON string"),
+    (_set_prep("fill", [True] * 6), "fill must be a list of numbers"),
+    (_set_prep("feature_names", "abcdef"), "feature_names must be a list of strings, got a "
+                                           "JSON string"),
+    (_set_prep("feature_names", [1, 2, 3, 4, 5, 6]), "feature_names must be a list of strings"),
+    (lambda h: h.update(classes=["x", 1, "z"]), "'classes' must hold all strings or all "
+                                                "numbers"),
+    (lambda h: h.update(classes="xyz"), "'classes' is a JSON str"),
+    (lambda h: h.update(version=True), "format version True"),
+])
+def test_load_refuses_header_fields_of_the_wrong_json_type(named_model_file, tmp_path, change,
+                                                           message):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(_with_header(named_model_file, change))
+    with pytest.raises(ValueError, match="is not a fastmlp model file") as info:
+        Model.load(path)
+    assert message in str(info.value)
+
+
+def test_data_loaders_refuse_what_could_inflate_before_reading(tmp_path):
+    import gzip
+
+    from fastmlp import datasets
+
+    # an IDX header declaring 1 GB, gzipped with a few bytes of data: refused from the sizes
+    idx = tmp_path / "big-idx3-ubyte.gz"
+    idx.write_bytes(gzip.compress(b"\0\0\x08\x03" + (1000).to_bytes(4, "big") * 3 + b"\0" * 64))
+    with pytest.raises(ValueError, match="more than the .* bytes of the gzip file can hold"):
+        datasets.load_idx(idx)
+    # an .npz of bzip2 members (zipfile reads them; NumPy never writes them): refused unread
+    npz = tmp_path / "split.npz"
+    with zipfile.ZipFile(npz, "w", compression=zipfile.ZIP_BZIP2) as z:
+        for key in ("X_train", "y_train", "X_test", "y_test"):
+            z.writestr(f"{key}.npy", _npy_bytes(np.zeros((4, 2) if key[0] == "X" else 4)))
+    with pytest.raises(ValueError, match="stored or deflated"):
+        datasets.load_npz(npz)

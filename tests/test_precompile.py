@@ -1,19 +1,20 @@
 """``fastmlp compile`` fills the cache: afterwards a fresh process's first calls compile nothing."""
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from fastmlp import precompile
+
 FIRST_CALLS = textwrap.dedent("""
     import warnings
     import numpy as np
     from numba.core import event
     from sklearn.datasets import load_iris
-    from fastmlp import MLPClassifier, Model
+    from fastmlp import MLPClassifier, MLPRegressor, Model
     from fastmlp.datasets import load_digits
     from fastmlp.precompile import compilations
 
@@ -25,6 +26,7 @@ FIRST_CALLS = textwrap.dedent("""
             clf = MLPClassifier().fit(X.astype(dtype), y)
             clf.predict(X.astype(dtype))
             MLPClassifier(solver="lbfgs").fit(X.astype(dtype), y)
+            MLPRegressor().fit(X[:, 1:].astype(dtype), X[:, 0]).predict(X[:, 1:])
         model = Model([64, 32, 10], seed=0)  # the README's `fastmlp train`
         model.fit(Xd, yd, epochs=2, batch_size=32, learning_rate=0.5,
                   validation_data=(Xt, yt), progress=False)
@@ -47,24 +49,7 @@ COLD_CALL = textwrap.dedent("""
 
 
 def _compile_into(folder, env):
-    """Run ``fastmlp compile`` into the empty ``folder``; return its output lines and folder.
-
-    When ``FASTMLP_TEST_COMPILED_CACHE`` names a folder, that already happened: it holds
-    ``cache/``, a copy of a folder that ``fastmlp compile`` filled from empty and nothing
-    else touched, and ``compile.log``, the command's output (``.ci/run`` makes it before the
-    suite, whose own cache the command fills at the same time: 133 s saved). The folder the
-    command compiled into is then ``FASTMLP_CACHE_DIR``, which ``.ci/run`` sets for both. The
-    copy is copied again, so the calls below cannot change it.
-    """
-    given = os.environ.get("FASTMLP_TEST_COMPILED_CACHE")
-    if given:
-        compiled_into = os.environ.get("FASTMLP_CACHE_DIR")
-        assert compiled_into, ("FASTMLP_TEST_COMPILED_CACHE needs FASTMLP_CACHE_DIR, the folder "
-                               "fastmlp compile filled (see .ci/run)")
-        shutil.copytree(os.path.join(given, "cache"), folder)
-        with open(os.path.join(given, "compile.log"), encoding="utf-8") as log:
-            lines = log.read().splitlines()
-        return lines, compiled_into
+    """Run ``fastmlp compile`` into the empty ``folder``; return its output lines and folder."""
     run = subprocess.run([sys.executable, "-m", "fastmlp", "compile", "--processes", "2"],
                          env={**env, "FASTMLP_CACHE_DIR": str(folder)}, cwd=folder.parent,
                          capture_output=True, text=True, timeout=1200)
@@ -75,19 +60,23 @@ def _compile_into(folder, env):
 @pytest.mark.slow
 def test_after_compile_a_fresh_process_compiles_nothing(tmp_path):
     env = dict(os.environ)
-    env.pop("NUMBA_CACHE_DIR", None)
+    for name in ("NUMBA_CACHE_DIR", "FASTMLP_SHIPPED"):
+        env.pop(name, None)
     lines, compiled_into = _compile_into(tmp_path / "cache", env)
     assert lines[0].startswith(f"compiling fastmlp's kernels into {compiled_into}")
-    assert [line.split("]")[0] for line in lines[1:9]] == [f"[{i}/8" for i in range(1, 9)]
+    jobs = len(precompile.TASKS) * len(precompile.DTYPES)
+    assert [line.split("]")[0] for line in lines[1:jobs + 1]] == [
+        f"[{i}/{jobs}" for i in range(1, jobs + 1)]
     assert lines[-1].startswith("done in ") and compiled_into in lines[-1]
     env["FASTMLP_CACHE_DIR"] = str(tmp_path / "cache")
+    env["FASTMLP_SHIPPED"] = "0"  # only what the command compiled may serve (not a wheel's)
     first = subprocess.run([sys.executable, "-c", FIRST_CALLS], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     assert first.stdout.split() == ["0"], first.stdout
     # and a first call on an empty cache does compile: the check can fail (one small call,
     # not all of them: they would compile for a minute to show the same)
-    env["FASTMLP_CACHE_DIR"] = str(tmp_path / "empty")
+    env["FASTMLP_CACHE_DIR"] = str(tmp_path / "empty")  # (FASTMLP_SHIPPED=0 still)
     cold = subprocess.run([sys.executable, "-c", COLD_CALL], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert cold.returncode == 0, cold.stderr

@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sklearn import datasets as sk_datasets
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -605,3 +607,284 @@ def test_text_after_the_first_block_is_a_text_column(float_dtype, tmp_path):
     assert table.column("a").type == pa.string()
     with pytest.raises(TypeError, match="not numbers: 'a'"):
         tables.features(table, ["a", "b"])
+
+
+# -- messy tables: nothing mangled, nothing lost (issue 29) --------------------------------------
+def _small_model(path, names=("x1", "x2"), fill=True):
+    """Save a 2-feature classifier with named inputs (filling missing ones); return its path."""
+    names = list(names)
+    prep = Preprocessing(names, fill=np.zeros(len(names)) if fill else None)
+    Model([len(names), 3, 2], seed=0, classes=np.array(["no", "yes"]),
+          preprocessing=prep).save(path)
+    return path
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_keep_copies_columns_exactly_as_the_file_spells_them(tmp_path, capsys):
+    model = _small_model(tmp_path / "m.npz")
+    src = tmp_path / "ids.csv"
+    src.write_text("account,code,x1,x2\n12345678901234567890,007,1,2\n"
+                   '12345678901234567891,,3,4\n00012,NA,5,6\n" a,b ","1e5",7,8\n')
+    expected = [["12345678901234567890", "007"], ["12345678901234567891", ""],
+                ["00012", "NA"], [" a,b ", "1e5"]]
+    out = tmp_path / "answer.csv"
+    assert main(["predict", str(model), str(src), "--keep", "account", "code",
+                 "-o", str(out)]) == 0
+    rows = _csv_rows(out)
+    assert rows[0] == ["account", "code", "prediction"]
+    assert [row[:2] for row in rows[1:]] == expected
+    out = tmp_path / "answer.parquet"
+    assert main(["predict", str(model), str(src), "--keep", "account", "code",
+                 "-o", str(out)]) == 0
+    table = pa.parquet.read_table(out)
+    assert [[a, c] for a, c in zip(table.column("account").to_pylist(),
+                                   table.column("code").to_pylist())] == expected
+    capsys.readouterr()
+    assert main(["predict", str(model), str(src), "--keep", "account", "code"]) == 0
+    assert [row[:2] for row in _csv_rows_of(capsys.readouterr().out)[1:]] == expected
+
+
+def _csv_rows_of(text):
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_keep_of_a_parquet_column_keeps_its_type_and_values(tmp_path):
+    model = _small_model(tmp_path / "m.npz")
+    src = tmp_path / "in.parquet"
+    pa.parquet.write_table(pa.table({
+        "id": pa.array([2**63 - 1, None, 7], pa.int64()), "x1": [1.0, 2.0, 3.0],
+        "x2": [1.0, 2.0, 3.0], "tags": pa.array([[1, 2], [], None], pa.list_(pa.int64()))}),
+        src)
+    out = tmp_path / "out.parquet"
+    assert main(["predict", str(model), str(src), "--keep", "id", "tags", "-o", str(out)]) == 0
+    table = pa.parquet.read_table(out)
+    assert table.column("id").type == pa.int64()
+    assert table.column("id").to_pylist() == [2**63 - 1, None, 7]
+    assert table.column("tags").to_pylist() == [[1, 2], [], None]
+
+
+def test_empty_labels_are_missing_labels(tmp_path, capsys):
+    src = tmp_path / "train.csv"
+    rows = [f"{i % 7},{i % 3},{'ab'[i % 2] if i != 5 else ''}" for i in range(40)]
+    src.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    err = _main_error(["train", "--data", src, "--target", "label", *FAST], capsys)
+    assert "the target column 'label' has 1 missing value" in err
+    table = tables.read_table(src)
+    assert tables.missing_count(table, "label") == 1
+    with pytest.raises(ValueError, match="1 missing value"):
+        tables.split_features(table, "label")
+    # a Parquet file's empty text is missing too
+    pq = tmp_path / "train.parquet"
+    pa.parquet.write_table(table, pq)
+    err = _main_error(["train", "--data", pq, "--target", "label", *FAST], capsys)
+    assert "has 1 missing value" in err
+
+
+def test_pandas_default_column_names_are_a_header(tmp_path, capsys):
+    path = tmp_path / "frame.csv"
+    pd.DataFrame(np.arange(50.0).reshape(10, 5) + 10).to_csv(path, index=False)
+    table = tables.read_table(path)
+    assert table.column_names == ["0", "1", "2", "3", "4"] and table.num_rows == 10
+    model = tmp_path / "m.npz"
+    Model([5, 3, 2], seed=0).save(model)
+    assert main(["predict", str(model), str(path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 10  # a header, then 10 answers
+    # a first row of other numbers is still data: a file without a header
+    other = tmp_path / "data.csv"
+    other.write_text("0,2,1\n3,4,5\n")
+    assert tables.read_table(other).column_names == ["f0", "f1", "f2"]
+
+
+def test_an_output_that_cannot_be_written_leaves_the_old_file(tmp_path, capsys):
+    model = _small_model(tmp_path / "m.npz")
+    src = tmp_path / "in.parquet"
+    pa.parquet.write_table(pa.table({"x1": [1.0, 2.0], "x2": [3.0, 4.0],
+                                     "tags": pa.array([[1], [2, 3]])}), src)
+    answer = tmp_path / "answer.csv"
+    answer.write_text("the old answer\n")
+    err = _main_error(["predict", model, src, "--keep", "tags", "-o", answer], capsys)
+    assert "column 'tags' holds list<" in err and "which a CSV cannot hold" in err
+    assert answer.read_text() == "the old answer\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.csv", "in.parquet", "m.npz"]
+
+
+@pytest.mark.parametrize("output", ["answer.csv", "answer.parquet", "answer.txt"])
+def test_a_write_that_fails_midway_leaves_the_old_file(output, tmp_path, monkeypatch):
+    import os
+
+    model = _small_model(tmp_path / "m.npz")
+    src = tmp_path / ("in.csv" if output != "answer.txt" else "in.npy")
+    if output == "answer.txt":
+        np.save(src, np.ones((3, 2)))
+    else:
+        src.write_text("x1,x2\n1,2\n3,4\n")
+    answer = tmp_path / output
+    answer.write_bytes(b"old")
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", crash)  # Ctrl-C as the answer is being written
+    from fastmlp.cli import EXIT_INTERRUPTED
+
+    assert main(["predict", str(model), str(src), "-o", str(answer)]) == EXIT_INTERRUPTED
+    monkeypatch.undo()
+    assert answer.read_bytes() == b"old"
+    assert len(list(tmp_path.iterdir())) == 3  # no temporary file left
+
+
+def test_output_cannot_be_the_input_or_the_model(tmp_path, capsys):
+    model = _small_model(tmp_path / "m.npz")
+    src = tmp_path / "in.csv"
+    src.write_text("x1,x2\n1,2\n")
+    before = src.read_bytes(), model.read_bytes()
+    err = _main_error(["predict", model, src, "-o", tmp_path / "." / "in.csv"], capsys)
+    assert "is the INPUT file itself" in err
+    err = _main_error(["predict", model, src, "-o", model], capsys)
+    assert "is the MODEL file itself" in err
+    assert (src.read_bytes(), model.read_bytes()) == before
+
+
+def test_save_into_a_folder_that_cannot_be_written_fails_before_training(tmp_path, capsys,
+                                                                       monkeypatch):
+    from fastmlp import _files
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    def fit(*args, **kwargs):
+        raise AssertionError("training began")
+
+    monkeypatch.setattr(_files, "create_beside", refuse)
+    monkeypatch.setattr(Model, "fit", fit)
+    err = _main_error(["train", "--save", tmp_path / "m.npz", *FAST], capsys)
+    assert "cannot write --save" in err and "Permission denied" in err
+
+
+def test_save_into_a_read_only_folder_fails_before_training(tmp_path, capsys, monkeypatch):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        monkeypatch.setattr(Model, "fit", lambda *a, **k: pytest.fail("training began"))
+        err = _main_error(["train", "--save", folder / "m.npz", *FAST], capsys)
+        assert "cannot write --save" in err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_columns_near_the_float64_limit_standardise_or_name_the_column(tmp_path, capsys):
+    import warnings
+
+    rng = np.random.default_rng(0)
+    big = rng.uniform(-1, 1, 60) * 1.7e308
+    big[3] = np.nan
+    frame = pd.DataFrame({"big": big, "small": rng.normal(size=60),
+                          "label": np.array(["a", "b"])[np.arange(60) % 2]})
+    path = write(frame, tmp_path / "big.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        prep = Preprocessing.fit(frame[["big", "small"]].to_numpy(), ["big", "small"],
+                                 fill="mean", scale="standard")
+        Z = prep.transform(frame[["big", "small"]].to_numpy())
+        assert np.isfinite(prep.fill).all() and np.isfinite(prep.scale).all()
+        assert np.isfinite(Z).all() and abs(Z[:, 0].mean()) < 1e-6
+        assert main(["train", "--data", str(path), "--target", "label", "--scale", "standard",
+                     "--fill", "mean", *FAST]) == 0
+    # a value whose standardised form is beyond float64 is named, not a warning
+    prep = Preprocessing(["big"], mean=[0.0], scale=[1e-10])
+    with pytest.raises(ValueError, match="column 'big' is too large to standardise"):
+        prep.transform(np.array([[1e308]]))
+
+
+@pytest.mark.parametrize("kind", ["Int64", "Int64 with missing", "pyarrow", "boolean"])
+def test_model_takes_pandas_nullable_and_arrow_columns(kind):
+    values = np.array([[1, 5], [2, 6], [3, 7], [4, 8]])
+    if kind == "pyarrow":
+        frame = pd.DataFrame({"a": pd.array(values[:, 0], dtype="int64[pyarrow]"),
+                              "b": pd.array(values[:, 1] / 2, dtype="float64[pyarrow]")})
+        plain = np.column_stack([values[:, 0], values[:, 1] / 2]).astype(float)
+    elif kind == "boolean":
+        frame = pd.DataFrame({"a": pd.array([True, False, True, True], dtype="boolean"),
+                              "b": pd.array(values[:, 1], dtype="Int64")})
+        plain = np.column_stack([[1, 0, 1, 1], values[:, 1]]).astype(float)
+    else:
+        a = pd.array(values[:, 0], dtype="Int64")
+        plain = values.astype(float)
+        if kind == "Int64 with missing":
+            a[2] = pd.NA
+            plain[2, 0] = np.nan
+        frame = pd.DataFrame({"a": a, "b": pd.array(values[:, 1], dtype="Int64")})
+    prep = Preprocessing(["a", "b"], fill=[2.5, 6.5])
+    model = Model([2, 3, 2], seed=0, preprocessing=prep)
+    expected = model.predict_proba(plain)
+    np.testing.assert_array_equal(model.predict_proba(frame), expected)
+    np.testing.assert_allclose(model.to_sklearn().predict_proba(frame), expected, rtol=1e-5)
+    if kind != "Int64 with missing":  # a model without preprocessing: no NaN to fill
+        bare = Model([2, 3, 2], seed=0)
+        np.testing.assert_array_equal(bare.predict_proba(frame), bare.predict_proba(plain))
+
+
+_FIELD_CHARS = list("0123456789aZé -+.e,\"'\t;\\") + ["\n", "\r\n", "NA", "null", "\ufeff"]
+_TEXT = st.lists(st.sampled_from(_FIELD_CHARS), max_size=6).map("".join)
+_NUMBER = st.one_of(st.integers(-10**25, 10**25).map(str),
+                    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+                    st.sampled_from(["", "NA", "nan", "007", "1e5", " 3 "]))
+
+
+@pytest.fixture(scope="module")
+def fuzz_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keep-fuzz")
+    return folder, _small_model(folder / "m.npz")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_TEXT, _TEXT, _NUMBER | _TEXT, _NUMBER), min_size=1,
+                     max_size=6),
+       quoting=st.sampled_from(["minimal", "all"]), fmt=st.sampled_from(["csv", "parquet"]))
+def test_fuzz_keep_round_trips_exactly_or_is_a_one_line_error(fuzz_model, capsys, rows,
+                                                              quoting, fmt):
+    import csv
+
+    folder, model = fuzz_model
+    src = folder / "in.csv"
+    with open(src, "w", newline="") as f:
+        writer = csv.writer(f, quoting=csv.QUOTE_ALL if quoting == "all" else csv.QUOTE_MINIMAL)
+        writer.writerow(["k0", "k1", "x1", "x2"])
+        writer.writerows(rows)
+    out = folder / f"answer.{fmt}"
+    out.write_bytes(b"old")
+    capsys.readouterr()
+    status = main(["predict", str(model), str(src), "--keep", "k0", "k1", "-o", str(out)])
+    if status != 0:  # refused: one line, and the old answer untouched
+        assert status == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("fastmlp: error: "), err
+        assert out.read_bytes() == b"old"
+        event("refused")
+        return
+    event("written")
+    if fmt == "csv":
+        got = [row[:2] for row in _csv_rows(out)]
+        assert got[0] == ["k0", "k1"]
+        got = got[1:]
+    else:
+        table = pa.parquet.read_table(out)
+        got = [list(pair) for pair in zip(table.column("k0").to_pylist(),
+                                          table.column("k1").to_pylist())]
+    assert got == [[k0, k1] for k0, k1, _, _ in rows]
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".fastmlp-")) == []

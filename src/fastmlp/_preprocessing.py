@@ -9,6 +9,8 @@ no table library: the steps are scikit-learn's ``SimpleImputer(strategy="mean")`
 
 import numpy as np
 
+from fastmlp._validation import plain_rows
+
 #: The ``fill`` and ``scale`` strategies :meth:`Preprocessing.fit` knows.
 FILL_STRATEGIES = ("mean",)
 SCALE_STRATEGIES = ("standard",)
@@ -47,6 +49,8 @@ class Preprocessing:
 
     def __init__(self, feature_names=None, *, fill=None, mean=None, scale=None):
         n = None
+        if isinstance(feature_names, (str, bytes)):
+            raise TypeError("feature_names must be a sequence of names, not one string")
         if feature_names is not None:
             names = [str(name) for name in feature_names]
             if len(set(names)) != len(names):
@@ -116,15 +120,19 @@ class Preprocessing:
             if empty.size:
                 raise ValueError(f"column {names[empty[0]]!r} has no values at all: nothing to "
                                  "fill it with; leave it out")
-            fill_values = np.nanmean(X, axis=0) if missing.any() else X.mean(axis=0)
+            unit = _unit(X)
+            fill_values = (np.nanmean(X / unit, axis=0) if missing.any()
+                           else (X / unit).mean(axis=0)) * unit
             X = np.where(np.isnan(X), fill_values, X)
         else:
             _check_no_missing(missing, names)
         mean = std = None
         if scale == "standard":
-            mean = X.mean(axis=0)
-            std = X.std(axis=0)
+            unit = _unit(X)
+            mean = (X / unit).mean(axis=0) * unit
+            std = (X / unit).std(axis=0) * unit
             std[std == 0] = 1.0  # scikit-learn's StandardScaler leaves a constant column as is
+            _check_finite(std, names, "its standard deviation")
         return cls(feature_names, fill=fill_values, mean=mean, scale=std)
 
     def transform(self, X, dtype=np.float64):
@@ -151,8 +159,21 @@ class Preprocessing:
                 _check_no_missing(nan.sum(axis=0), names)
             X = np.where(nan, self.fill, X)
         if self.mean is not None:
-            X = (X - self.mean) / self.scale
-        return np.ascontiguousarray(X, dtype=dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                Z = (X - self.mean) / self.scale
+                over = ~np.isfinite(Z)
+                if over.any():  # x - mean beyond 1.8e308: the same value, divided first
+                    Z = np.where(over, X / self.scale - self.mean / self.scale, Z)
+            _check_finite(Z, names, "a standardised value")  # reported in words, by column
+            X = Z
+        with np.errstate(over="ignore"):  # reported below, in words
+            out = np.ascontiguousarray(X, dtype=dtype)
+        if out.dtype != X.dtype and not np.isfinite(out).all():  # X is finite here
+            j = int(np.flatnonzero(~np.isfinite(out).all(axis=0))[0])
+            raise ValueError(f"column {names[j]!r} holds values beyond the range of "
+                             f"{out.dtype.name} (+-{np.finfo(out.dtype).max:.4g}); rescale it, "
+                             "or use a float64 model")
+        return out
 
     def _by_name(self, X):
         """Return a pandas DataFrame's or pyarrow Table's feature columns, by name."""
@@ -173,7 +194,7 @@ class Preprocessing:
         if absent:
             raise ValueError(f"the DataFrame has no column {', '.join(map(repr, absent[:5]))} "
                              f"of the model's {self.n_features} features")
-        return X.iloc[:, [names.index(name) for name in self.feature_names]].to_numpy()
+        return plain_rows(X.iloc[:, [names.index(name) for name in self.feature_names]])
 
     def to_dict(self):
         """Return the settings as JSON-ready values (what a model file's header keeps)."""
@@ -188,6 +209,18 @@ class Preprocessing:
         unknown = set(settings) - {"feature_names", "fill", "mean", "scale"}
         if unknown:
             raise ValueError(f"unknown preprocessing fields {sorted(unknown)}")
+        # The JSON types, before NumPy converts what it can: "1" would become 1.0, and a string
+        # of feature names a list of its letters.
+        names = settings.get("feature_names")
+        if names is not None and not (isinstance(names, list)
+                                      and all(isinstance(n, str) for n in names)):
+            raise TypeError("feature_names must be a list of strings, got "
+                            f"{_json_type(names)}")
+        for key in ("fill", "mean", "scale"):
+            values = settings.get(key)
+            if values is not None and not (isinstance(values, list) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                raise TypeError(f"{key} must be a list of numbers, got {_json_type(values)}")
         return cls(settings.get("feature_names"), fill=settings.get("fill"),
                    mean=settings.get("mean"), scale=settings.get("scale"))
 
@@ -206,11 +239,22 @@ class Preprocessing:
         return f"<Preprocessing: {names}{', '.join(steps)}>"
 
 
+def _json_type(value):
+    """``a JSON string``, ``a list holding a JSON string``: what a header field held."""
+    kinds = {list: "list", dict: "object", str: "string", bool: "true/false", int: "number",
+             float: "number", type(None): "null"}
+    if isinstance(value, list):
+        odd = [v for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)]
+        inner = odd[0] if odd else None
+        return f"a list holding a JSON {kinds.get(type(inner), 'value')} ({inner!r})"
+    return f"a JSON {kinds.get(type(value), 'value')} ({value!r})"[:120]
+
+
 def _as_float_rows(X):
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         raise TypeError("a model with preprocessing (fill, standardise) takes dense X; sparse "
                         "matrices lose their zeros when standardised")
-    arr = np.asarray(X)
+    arr = np.asarray(plain_rows(X))
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"X must be numeric (int or float), got an array of dtype {arr.dtype}")
@@ -218,6 +262,27 @@ def _as_float_rows(X):
         raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features), got shape "
                          f"{arr.shape}")
     return arr.astype(np.float64, copy=False)
+
+
+def _unit(X):
+    """Per-column divisors that keep sums and squares of ``X`` finite: 1 for most columns.
+
+    A column with entries near float64's limit (1e308) overflows its sum and its squares; it
+    is divided by its largest magnitude first, and the moments are scaled back. Columns of
+    ordinary size keep a divisor of 1, so their results are scikit-learn's to the bit.
+    """
+    with np.errstate(invalid="ignore"):
+        big = np.nanmax(np.abs(X), axis=0)
+    return np.where(big > 1e150, big, 1.0)
+
+
+def _check_finite(values, names, what):
+    """ValueError naming the first column whose ``values`` (1-D or rows) are not finite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad if bad.ndim == 1 else bad.any(axis=0))[0])
+        raise ValueError(f"column {names[j]!r} is too large to standardise ({what} overflows "
+                         "float64); rescale that column, or leave out --scale")
 
 
 def _column_names(feature_names, n):

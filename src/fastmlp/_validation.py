@@ -7,6 +7,29 @@ import numpy as np
 from fastmlp._kernels.checks import all_finite
 
 
+def plain_rows(X):
+    """A pandas DataFrame with extension columns as float64 rows, NaN where one is missing.
+
+    pandas' nullable columns (``Int64``, ``Float64``, ``boolean``) and pyarrow-backed ones
+    (``int64[pyarrow]``) become an array of dtype object under ``np.asarray``, which no
+    kernel takes; scikit-learn's own checks convert them, and so does this. A DataFrame of
+    NumPy columns, a column of text, and anything that is not a DataFrame come back as they
+    are (text is refused later, with the usual error).
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "iloc") or not hasattr(X, "to_numpy"):
+        return X
+    try:
+        dtypes = list(dtypes)
+    except TypeError:  # a Series: one dtype
+        return X
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        return X
+    if not all(getattr(d, "kind", "O") in "biuf" for d in dtypes):
+        return X
+    return X.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def check_X(X, dtype, n_features=None, name="X"):
     """Return ``X`` as a finite, non-empty, C-contiguous 2-D array of ``dtype``.
 
@@ -21,6 +44,7 @@ def check_X(X, dtype, n_features=None, name="X"):
     """
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         X = X.toarray()
+    X = plain_rows(X)
     try:
         arr = np.asarray(X)
     except ValueError as exc:  # ragged nested lists

@@ -16,6 +16,7 @@ import numpy as np
 
 from fastmlp import datasets, tables
 from fastmlp._extras import install_hint
+from fastmlp._files import check_writable, written_whole
 from fastmlp._outofcore import RowBlocks, block_rows_for, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
 from fastmlp.model import DivergenceError, History, Model
@@ -347,7 +348,7 @@ def _table_target(table, target, path, option):
     except KeyError as exc:
         raise UserError(f"{option} {path!r}: {exc.args[0]} (--target names the label "
                         "column)") from None
-    missing = table.column(target).null_count
+    missing = tables.missing_count(table, target)  # nulls and empty labels
     if missing:
         raise UserError(f"{option} {path!r}: the target column {target!r} has {missing} "
                         "missing values; remove those rows")
@@ -541,6 +542,10 @@ def _check_output_path(path, option):
         raise UserError(f"{option} {path!r}: the directory {directory!r} does not exist")
     if os.path.isdir(path):
         raise UserError(f"{option} {path!r} is a directory; give a file name")
+    try:  # a temporary file beside it, removed: a folder that cannot be written fails now
+        check_writable(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {option} {path!r}: {_os_error_text(exc)}") from None
 
 
 def _require_plotting(option, path):
@@ -1124,6 +1129,12 @@ def cmd_predict(args, out=None):
     out = sys.stdout if out is None else out
     check_threads(args.threads)
     _check_output_path(args.output, "-o")
+    if args.output is not None:
+        for what, name in (("INPUT", args.input), ("MODEL", args.model)):
+            if (os.path.exists(name) and os.path.exists(args.output)
+                    and os.path.samefile(name, args.output)):
+                raise UserError(f"-o {args.output!r} is the {what} file itself, which the "
+                                "answer would overwrite; give another file name")
     model = _load_model(args.model)
     if model.is_regression and args.proba:
         raise UserError(f"--proba is for classifiers: {args.model!r} is a regression model "
@@ -1131,12 +1142,14 @@ def cmd_predict(args, out=None):
     table_in = tables.table_format(args.input) is not None
     if table_in:
         table = _read_table(args.input, "INPUT", args.keep)
-        keep = {}
-        for name in args.keep:
-            try:
-                keep[name] = tables.column(table, name)
-            except KeyError as exc:
-                raise UserError(f"--keep: {args.input!r}: {exc.args[0]}") from None
+        # the kept columns are the user's identifiers: read again as the file spells them
+        # (007 stays 007, 20 digits stay 20 digits), not through the numbers parsed above
+        try:
+            keep = tables.read_verbatim(args.input, args.keep) if args.keep else {}
+        except KeyError as exc:
+            raise UserError(f"--keep: {args.input!r}: {exc.args[0]}") from None
+        except ValueError as exc:
+            raise UserError(f"INPUT {exc}") from None
         clash = [name for name in keep if name == "prediction" or name.startswith(
             ("prediction_", "proba_"))]
         if clash:
@@ -1167,10 +1180,13 @@ def cmd_predict(args, out=None):
             return 0
         else:
             n = len(rows)
-            with open(args.output, "w") as f:
+            with written_whole(args.output, "w") as f:  # whole or not at all
                 _write_rows(rows, fmt, f)
     except tables.MissingExtraError as exc:
         raise UserError(f"-o {args.output!r}: {exc}") from None
+    except ValueError as exc:  # a kept column a CSV cannot hold: nothing was written
+        where = "standard output" if args.output is None else f"-o {args.output!r}"
+        raise UserError(f"{where}: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot write -o {args.output!r}: {_os_error_text(exc)}") from None
     if args.output is not None:
@@ -1193,7 +1209,7 @@ def cmd_export(args, out=None):
     except ValueError as exc:  # a setting scikit-learn's estimators do not have
         raise UserError(f"{args.model!r}: {exc}") from None
     try:
-        with open(args.onnx, "wb") as f:
+        with written_whole(args.onnx) as f:
             f.write(graph.SerializeToString())
     except OSError as exc:
         raise UserError(f"cannot write --onnx {args.onnx!r}: {_os_error_text(exc)}") from None
@@ -1201,7 +1217,7 @@ def cmd_export(args, out=None):
     steps = _steps_text(model.preprocessing)
     steps = f"; the graph has the model's steps: {steps}" if steps else ""
     print(f"wrote {args.onnx}: input X (float32, {model.layer_sizes[0]} features), outputs "
-          f"{outputs}, opset {graph.opset_import[0].version}{steps}", file=out)
+          f"{outputs}, opset {export.onnx_opset(graph)}{steps}", file=out)
     return 0
 
 
@@ -1390,7 +1406,7 @@ def cmd_compile(args, out=None):
 
 
 def cmd_info(args, out=None):
-    """Print versions, CPU, threads, BLAS libraries and the compile cache directory."""
+    """Print versions, CPU, threads, BLAS libraries, the compile cache and shipped kernels."""
     out = sys.stdout if out is None else out
     import numba
     import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS, listed below once loaded)
@@ -1446,6 +1462,20 @@ def cmd_info(args, out=None):
     state = (f"on, {kernels} kernels cached ({size / 2**20:.1f} MiB); `fastmlp compile` fills "
              "it" if _config.CACHE else "off (FASTMLP_CACHE=0)")
     print(f"compile cache {cache} ({state})", file=out)
+    from fastmlp._kernels import _jit
+
+    shipped = _jit.SHIPPED
+    if shipped.usable:
+        what = (f"{shipped.info.get('entries', '?')} kernels ({shipped.info.get('kernels')}), "
+                f"{shipped.reason}, used on this CPU after the compile cache (which "
+                "`fastmlp compile` fills with native code)")
+    else:
+        what = f"not used: {shipped.reason}"
+    print(f"shipped       {what}", file=out)
+    sources = _jit.KERNEL_SOURCES
+    print(f"this process  kernels loaded from the shipped code: {sources['shipped']}, from the "
+          f"compile cache: {sources['local cache']}, compiled now: {sources['compiled']}",
+          file=out)
     fastmath = ",".join(sorted(_config.FASTMATH)) if _config.FASTMATH else "off"
     print(f"fastmath      {fastmath} (never in the optimizer steps and exp, whose rounding "
           "must be NumPy's)", file=out)
@@ -1631,11 +1661,12 @@ def build_parser():
     info.set_defaults(func=cmd_info)
 
     compile_ = sub.add_parser(
-        "compile", help="compile every kernel ahead of time, into the cache",
+        "compile", help="compile every kernel natively ahead of time, into the cache",
         formatter_class=raw, epilog=_EPILOG_COMPILE,
         description="Compile fastmlp's kernels for every path a user can reach, in both dtypes,\n"
-                    "and keep them in the compile cache, so that no later call waits for the\n"
-                    "compiler.",
+                    "natively for this CPU, and keep them in the compile cache, so that no later\n"
+                    "call waits for the compiler. The cache is looked up before the x86-64-v3\n"
+                    "kernels a wheel ships.",
     )
     compile_.add_argument("--processes", type=_positive_int, default=None, metavar="N",
                           help="worker processes (default: the CPU count, at most 4)")

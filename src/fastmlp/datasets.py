@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from fastmlp._extras import install_hint
+from fastmlp._files import DEFLATE_MAX_RATIO, check_npz_member
 
 __all__ = [
     "load_idx",
@@ -81,11 +82,13 @@ def _read_exact(f, n):
     return bytes(buf) if len(buf) < n else buf
 
 
-def _parse_idx(f, name, remaining_raw):
+def _parse_idx(f, name, remaining_raw, compressed_size=None):
     """Parse an IDX stream from the binary file object ``f``.
 
     ``remaining_raw`` is a callable giving the number of bytes left in ``f`` (raw files),
-    or ``None`` for a stream whose length is unknown (gzip).
+    or ``None`` for a stream whose length is unknown (gzip), whose file has
+    ``compressed_size`` bytes: a header declaring more than deflate can inflate that to is
+    refused before anything is read.
     """
     head = f.read(4)
     if len(head) < 4:
@@ -127,6 +130,12 @@ def _parse_idx(f, name, remaining_raw):
             f"{expected} data bytes, more than the limit of {_MAX_IDX_BYTES} bytes"
         )
 
+    if compressed_size is not None and expected > DEFLATE_MAX_RATIO * compressed_size + 1024:
+        raise ValueError(
+            f"{name}: implausible IDX header: shape {shape} of {be_dtype.name} declares "
+            f"{expected} data bytes, more than the {compressed_size} bytes of the gzip file "
+            "can hold: corrupt or crafted"
+        )
     if remaining_raw is not None:
         # Raw file: the size is known, so check before reading anything.
         found = remaining_raw()
@@ -214,7 +223,7 @@ def load_idx(path):
             return _parse_idx(f, repr(name), lambda: size - f.tell())
         try:
             with gzip.GzipFile(fileobj=f, mode="rb") as gz:
-                return _parse_idx(gz, repr(name), None)
+                return _parse_idx(gz, repr(name), None, os.fstat(f.fileno()).st_size)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ValueError(
                 f"{name!r}: corrupt or truncated gzip stream ({type(exc).__name__}: {exc})"
@@ -573,7 +582,12 @@ class _NotNpz(Exception):
 def _check_npz_member(npz, key):
     """Reject an array whose header declares more bytes than its archive member holds."""
     member = key if key in npz.zip.namelist() else f"{key}.npy"
-    size = npz.zip.getinfo(member).file_size
+    info = npz.zip.getinfo(member)
+    try:  # a member that could inflate a small file into a large one is refused unread
+        check_npz_member(info)
+    except ValueError as exc:
+        raise _NotNpz(f"not a valid .npz file: {exc}") from None
+    size = info.file_size
     with npz.zip.open(member) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):

@@ -1,16 +1,17 @@
 """``fastmlp.Model``: the textbook network as a thin wrapper over the compiled engine."""
 
+import errno
 import json
 import os
-import secrets
-import stat
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fastmlp import _config
+from fastmlp._files import check_npz_member, written_whole
 from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._metrics import r2_score, rmse
@@ -32,31 +33,6 @@ _FORMAT_NAME = "fastmlp.Model"
 #: Output kinds by name, with the cost each one is trained on: the canonical link of its cost,
 #: so that BP1 is ``delta^L = a^L - y`` for all three.
 OUTPUTS = {"softmax": SOFTMAX, "identity": IDENTITY, "exp": EXP}
-
-
-def _create_beside(path):
-    """Create a new, empty temporary file beside ``path``; return ``(fd, name)``.
-
-    Not ``tempfile.mkstemp``: its file is mode 0600, which the rename would give ``path``. The
-    file is created with mode ``0o666`` (the umask applies, as for ``open``), or with the mode
-    of the file ``path`` names now, which a plain ``open`` would keep.
-    """
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = None
-    directory = os.path.dirname(os.path.abspath(path))
-    for _ in range(100):
-        tmp = os.path.join(directory, f".fastmlp-{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-        except FileExistsError:
-            continue
-        if mode is not None:
-            os.chmod(tmp, mode)
-        return fd, tmp
-    raise FileExistsError(f"no unused temporary file name in {directory!r}")  # pragma: no cover
 
 
 class DivergenceError(FloatingPointError):
@@ -644,17 +620,8 @@ class Model:
         for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"weights_{i}"] = W
             arrays[f"biases_{i}"] = b
-        fd, tmp = _create_beside(path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with written_whole(path) as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path):
@@ -663,104 +630,220 @@ class Model:
         The output kind is the header's ``output_activation``; a file without it (written
         before regression models existed) holds a softmax classifier.
 
+        The file is untrusted bytes: members are refused before they are read (names other
+        than the header and the declared network's arrays, compression that could inflate a
+        small file), every array's shape and dtype is checked from its own ``.npy`` header
+        against the header's network before anything that size is allocated, and no pickle is
+        ever loaded. The memory used is bounded by the declared network, not by the file.
+
         Raises
         ------
         FileNotFoundError
             No such file.
         ValueError
             Not a fastmlp model file: not an ``.npz``, holds pickled objects, a missing or
-            malformed header, an unknown version, or an array of the wrong shape or dtype.
+            malformed header (a field of the wrong JSON type included), an unknown version,
+            an unknown member, or an array of the wrong shape or dtype.
         """
         path = os.fspath(path)
         what = f"{path!r} is not a fastmlp model file"
-        try:
-            # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
-            with open(path, "rb") as f:
-                data = np.load(f, allow_pickle=False)
-                single = not hasattr(data, "files")
-                if not single:
-                    with data:
-                        arrays = {name: data[name] for name in data.files}
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except ValueError as exc:
-            if "pickle" in str(exc):
-                raise ValueError(f"{what}: it contains pickled objects, which are never "
-                                 "loaded (they could run code)") from None
-            raise ValueError(f"{what}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - zipfile, zlib, lzma and numpy raise many types
-            raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
-        if single:  # raised here, not in the try above, whose handler would prefix it again
-            raise ValueError(f"{what}: it holds a single array, not an .npz archive")
-        header = _read_header(arrays, what)
+        # Open the file ourselves (np.load leaks its handle when the archive is corrupt); a
+        # missing file, a folder or no permission raise their own OSError.
+        with open(path, "rb") as f:
+            try:
+                return _read_model(cls, f)
+            except OSError as exc:
+                if exc.errno not in (None, errno.EINVAL):
+                    raise  # the disk failed, not the format
+                raise ValueError(f"{what}: corrupt archive ({exc})") from None
+            except ValueError as exc:
+                raise ValueError(f"{what}: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise many types
+                raise ValueError(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+#: Largest header member read (bytes of NumPy's UTF-32 text): about 8 million characters,
+#: room for the preprocessing of some 100000 named features. The header is read before the
+#: network is known, so it has a bound of its own.
+_MAX_HEADER_BYTES = 32 << 20
+
+#: Bytes read at a time from an archive member into the model's own arrays: no temporary the
+#: size of a layer.
+_READ_CHUNK = 1 << 20
+
+
+def _npy_header(stream, name):
+    """Read a ``.npy`` header from ``stream``; return ``(shape, fortran_order, dtype)``."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"array {name}: .npy format version {version} (fastmlp writes 1.0)")
+    if dtype.hasobject:
+        raise ValueError("it contains pickled objects, which are never loaded (they could "
+                         "run code)")
+    return tuple(int(d) for d in shape), fortran, dtype
+
+
+def _read_member_into(zf, info, name, out):
+    """Read the array of member ``info`` into ``out`` (its shape and dtype checked already)."""
+    with zf.open(info) as stream:
+        shape, fortran, _ = _npy_header(stream, name)
+        target = out if not fortran else np.empty(shape[::-1], dtype=out.dtype)
+        if not target.flags.c_contiguous:  # pragma: no cover - the model's views are
+            target = np.empty_like(target)
+        buffer = memoryview(target.reshape(-1).view(np.uint8))
+        filled = 0
+        while filled < len(buffer):
+            chunk = stream.read(min(_READ_CHUNK, len(buffer) - filled))
+            if not chunk:
+                raise ValueError(f"array {name} is truncated: {filled} of {len(buffer)} "
+                                 "bytes")
+            buffer[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        if stream.read(1):  # reading to the end also checks the member's CRC
+            raise ValueError(f"array {name} has bytes after its data")
+    if fortran:
+        out[...] = target.T
+    elif target is not out:  # pragma: no cover
+        out[...] = target
+
+
+def _read_model(cls, f):
+    """Build the Model of an open model file; ValueError (unprefixed) for a bad one."""
+    if f.read(6) == b"\x93NUMPY":
+        raise ValueError("it holds a single array, not an .npz archive")
+    f.seek(0)
+    try:
+        zf = zipfile.ZipFile(f)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"not an .npz archive ({exc})") from None
+    with zf:
+        members = {}
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name in members:
+                raise ValueError(f"the archive holds {info.filename!r} twice")
+            members[name] = info
+        info = members.get("header")
+        if info is None:
+            raise ValueError("no header")
+        check_npz_member(info)
+        if info.file_size > _MAX_HEADER_BYTES:
+            raise ValueError(f"the header member is {info.file_size} bytes, more than the "
+                             f"{_MAX_HEADER_BYTES} a header may be")
+        with zf.open(info) as stream:
+            shape, _, dtype = _npy_header(stream, "header")
+            if shape != () or dtype.kind != "U" or dtype.itemsize > _MAX_HEADER_BYTES:
+                raise ValueError("no header")
+            data = stream.read(dtype.itemsize)
+            # reading to the end also checks the CRC
+            if len(data) != dtype.itemsize or stream.read(1):
+                raise ValueError("the header member is truncated or has bytes after its text")
+            raw = np.frombuffer(data, dtype=dtype, count=1)[0]
+        header = _read_header(raw)
         sizes = header["layer_sizes"]
-        output = header.get("output_activation", "softmax")
-        if output == "softmax":
-            try:
-                classes = _check_classes(header.get("classes"), sizes[-1])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{what}: header field 'classes': {exc}") from None
-        elif header.get("classes") is not None:
-            raise ValueError(f"{what}: header field 'classes': a regression model "
-                             f"(output_activation {output!r}) has no classes")
-        else:
-            classes = None
-        preprocessing = header.get("preprocessing")
-        if preprocessing is not None:
-            try:
-                if not isinstance(preprocessing, dict):
-                    raise TypeError("not a JSON object")
-                preprocessing = Preprocessing.from_dict(preprocessing)
-                if preprocessing.n_features != sizes[0]:
-                    raise ValueError(f"{preprocessing.n_features} features for a network "
-                                     f"of {sizes[0]} inputs")
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{what}: header field 'preprocessing': {exc}") from None
-        model = cls(sizes, output=output, hidden_activation=header["hidden_activation"],
-                    dtype=header["dtype"], classes=classes, preprocessing=preprocessing)
+        dtype = _config.as_dtype(header["dtype"])
+        declared = {}
+        for i in range(len(sizes) - 1):
+            declared[f"weights_{i}"] = (sizes[i], sizes[i + 1])
+            declared[f"biases_{i}"] = (sizes[i + 1],)
+        # Refuse what the network does not declare before reading a byte of it.
+        unexpected = sorted(set(members) - set(declared) - {"header"})
+        if unexpected:
+            raise ValueError(f"unexpected arrays {unexpected}")
+        # Every array's own header against the declared network, before the network is
+        # allocated: a small file cannot make this allocate more than it holds.
+        for name, shape in declared.items():
+            want = f"{dtype}{list(shape)}"
+            info = members.get(name)
+            if info is None:
+                raise ValueError(f"array {name} should be {want}, got missing")
+            check_npz_member(info)
+            with zf.open(info) as stream:
+                got_shape, _, got_dtype = _npy_header(stream, name)
+            if got_shape != shape or got_dtype != dtype:
+                raise ValueError(f"array {name} should be {want}, got "
+                                 f"{got_dtype}{list(got_shape)}")
+            if info.file_size < dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+                raise ValueError(f"array {name} should be {want}, but its member holds only "
+                                 f"{info.file_size} bytes: truncated")
+        model = _model_from_header(cls, header)
         for i, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
             for name, view in ((f"weights_{i}", W), (f"biases_{i}", b)):
-                arr = arrays.get(name)
-                if arr is None or arr.shape != view.shape or arr.dtype != view.dtype:
-                    got = "missing" if arr is None else f"{arr.dtype}{list(arr.shape)}"
-                    raise ValueError(f"{what}: array {name} should be "
-                                     f"{view.dtype}{list(view.shape)}, got {got}")
-                if not np.isfinite(arr).all():
-                    raise ValueError(f"{what}: array {name} holds NaN or infinity")
-                view[...] = arr
-        expected = {"header"} | {f"{k}_{i}" for k in ("weights", "biases")
-                                 for i in range(len(sizes) - 1)}
-        if set(arrays) != expected:
-            raise ValueError(f"{what}: unexpected arrays {sorted(set(arrays) - expected)}")
-        return model
+                _read_member_into(zf, members[name], name, view)
+                if not np.isfinite(view).all():
+                    raise ValueError(f"array {name} holds NaN or infinity")
+    return model
 
 
-def _read_header(arrays, what):
-    raw = arrays.get("header")
-    if raw is None or raw.shape != () or raw.dtype.kind != "U":
-        raise ValueError(f"{what}: no header")
+def _model_from_header(cls, header):
+    """A Model with the header's network and settings (its weights still to be read)."""
+    sizes = header["layer_sizes"]
+    output = header.get("output_activation", "softmax")
+    if output == "softmax":
+        try:
+            classes = _check_classes(header.get("classes"), sizes[-1])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"header field 'classes': {exc}") from None
+    elif header.get("classes") is not None:
+        raise ValueError(f"header field 'classes': a regression model (output_activation "
+                         f"{output!r}) has no classes")
+    else:
+        classes = None
+    preprocessing = header.get("preprocessing")
+    if preprocessing is not None:
+        try:
+            if not isinstance(preprocessing, dict):
+                raise TypeError("not a JSON object")
+            preprocessing = Preprocessing.from_dict(preprocessing)
+            if preprocessing.n_features != sizes[0]:
+                raise ValueError(f"{preprocessing.n_features} features for a network "
+                                 f"of {sizes[0]} inputs")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"header field 'preprocessing': {exc}") from None
+    return cls(sizes, output=output, hidden_activation=header["hidden_activation"],
+               dtype=header["dtype"], classes=classes, preprocessing=preprocessing)
+
+
+def _read_header(raw):
+    """The checked JSON header of a model file, from its NumPy text scalar."""
     try:
         header = json.loads(str(raw))
     except json.JSONDecodeError:
-        raise ValueError(f"{what}: the header is not valid JSON") from None
+        raise ValueError("the header is not valid JSON") from None
     if not isinstance(header, dict) or header.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{what}: the header does not name the format {_FORMAT_NAME!r}")
-    if header.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{what}: format version {header.get('version')!r}; this fastmlp "
-                         f"reads version {FORMAT_VERSION}")
+        raise ValueError(f"the header does not name the format {_FORMAT_NAME!r}")
+    version = header.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:  # JSON true is not version 1
+        raise ValueError(f"format version {version!r}; this fastmlp reads version "
+                         f"{FORMAT_VERSION}")
     for key, kind in (("layer_sizes", list), ("hidden_activation", str), ("dtype", str)):
         if not isinstance(header.get(key), kind):
-            raise ValueError(f"{what}: header field {key!r} is missing or malformed")
+            raise ValueError(f"header field {key!r} is missing or malformed")
     output = header.get("output_activation", "softmax")
     if not isinstance(output, str) or output not in OUTPUTS:
-        raise ValueError(f"{what}: header field 'output_activation' is {output!r}; this "
-                         f"fastmlp knows {', '.join(map(repr, OUTPUTS))}")
+        raise ValueError(f"header field 'output_activation' is {output!r}; this fastmlp "
+                         f"knows {', '.join(map(repr, OUTPUTS))}")
     try:
         _check_layer_sizes(header["layer_sizes"], output)
         hidden_code(header["hidden_activation"])
         _config.as_dtype(header["dtype"])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what}: {exc}") from None
+        raise ValueError(str(exc)) from None
+    classes = header.get("classes")
+    if classes is not None:
+        # one JSON type for all: NumPy would make [1, "a"] the strings "1" and "a"
+        if not isinstance(classes, list):
+            raise ValueError(f"header field 'classes' is a JSON {type(classes).__name__}, "
+                             "not a list")
+        kinds = {"text" if isinstance(c, str) else "number"
+                 if isinstance(c, (int, float)) and not isinstance(c, bool) else "other"
+                 for c in classes}
+        if "other" in kinds or len(kinds) > 1:
+            raise ValueError("header field 'classes' must hold all strings or all numbers")
     return header
 
 

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from fastmlp._extras import MissingExtraError
+from fastmlp._files import written_whole
 
 #: File name endings read as tables, and the format of each.
 TABLE_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".csv.bz2": "csv", ".tsv": "tsv",
@@ -56,8 +57,11 @@ def read_table(path, float_dtype=None, exclude=()):
     """Read a CSV (``.csv``, ``.csv.gz``, ``.tsv``) or Parquet (``.parquet``, ``.pq``) file.
 
     A CSV's first row names the columns, unless every field of it is a number: then the file
-    has no header and its columns are named ``f0``, ``f1``, ... Empty fields and ``NA``,
-    ``NaN``, ``null`` and the like are missing values.
+    has no header and its columns are named ``f0``, ``f1``, ... A first row that is exactly
+    ``0,1,...,n-1`` (n >= 2), the names pandas gives columns by default, is a header. In a
+    numeric column, empty fields and ``NA``, ``NaN``, ``null`` and the like are missing values;
+    in a text column an empty field is the empty text, which :func:`missing_count` and the
+    target of :func:`split_features` count as missing.
 
     Parameters
     ----------
@@ -118,15 +122,7 @@ def _read_csv(pa, path, fmt, float_dtype, exclude):
     The header and the column types come from the first block alone (``open_csv`` reads one,
     and infers the types pyarrow's whole read would), so the file is parsed once.
     """
-    parse = pa.csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-    read = pa.csv.ReadOptions()
-    # pyarrow's default blocks of 1 MiB, parsed on its thread pool: on Fashion-MNIST's
-    # 785 columns, 1 MiB blocks read fastest (median 1.08 s; 4 MiB 1.27 s, 16 MiB 1.25 s;
-    # pandas.read_csv 1.66 s, the reads taking turns on a quiet 2-core machine).
-    schema = _first_block_schema(pa, path, read, parse)
-    if len(schema) and all(_is_number(name) for name in schema.names):
-        read = pa.csv.ReadOptions(column_names=[f"f{j}" for j in range(len(schema))])
-        schema = _first_block_schema(pa, path, read, parse)
+    read, parse, schema = _csv_options(pa, path, fmt)
     convert = pa.csv.ConvertOptions()
     if float_dtype is not None:
         to = pa.from_numpy_dtype(np.dtype(float_dtype))
@@ -142,6 +138,85 @@ def _read_csv(pa, path, fmt, float_dtype, exclude):
     # text in a column that the first block showed numeric: pyarrow's inferred read makes it a
     # text column, which features() names in its error, as without float_dtype
     return pa.csv.read_csv(path, read_options=read, parse_options=parse)
+
+
+def _csv_options(pa, path, fmt):
+    """Return pyarrow's read and parse options for a CSV, and its first block's schema."""
+    parse = pa.csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    read = pa.csv.ReadOptions()
+    # pyarrow's default blocks of 1 MiB, parsed on its thread pool: on Fashion-MNIST's
+    # 785 columns, 1 MiB blocks read fastest (median 1.08 s; 4 MiB 1.27 s, 16 MiB 1.25 s;
+    # pandas.read_csv 1.66 s, the reads taking turns on a quiet 2-core machine).
+    schema = _first_block_schema(pa, path, read, parse)
+    names = schema.names
+    # pandas writes a DataFrame's default column names 0, 1, ..., n-1 as its header: a first
+    # row of exactly those is a header, not data (10 rows in must be 10 rows read)
+    pandas_default = len(names) >= 2 and names == [str(j) for j in range(len(names))]
+    if len(names) and all(_is_number(name) for name in names) and not pandas_default:
+        read = pa.csv.ReadOptions(column_names=[f"f{j}" for j in range(len(schema))])
+        schema = _first_block_schema(pa, path, read, parse)
+    return read, parse, schema
+
+
+def read_verbatim(path, names):
+    """Read the columns ``names`` of a table exactly as the file holds them.
+
+    What ``fastmlp predict --keep`` copies: a CSV's fields come back as the text between its
+    delimiters (quotes removed), never parsed as numbers, so ``007`` stays ``007`` and a
+    20-digit id keeps every digit; an empty field stays the empty text, ``NA`` the text NA.
+    A Parquet file's columns come back with their stored type and values.
+
+    Returns
+    -------
+    dict of str to pyarrow.ChunkedArray
+
+    Raises
+    ------
+    KeyError
+        A name is not a column of the table (the message names it).
+    ValueError
+        The file is not a table of that format.
+    """
+    pa = _pyarrow()
+    path = os.fspath(path)
+    names = list(names)
+    fmt = table_format(path)
+    try:
+        if fmt == "parquet":
+            table = pa.parquet.read_table(path, columns=None)
+        else:
+            read, parse, schema = _csv_options(pa, path, fmt)
+            absent = [name for name in names if name not in schema.names]
+            if absent:
+                raise KeyError(f"the table has no column {_listed(absent)} (its columns: "
+                               f"{_listed(schema.names, 12)})")
+            convert = pa.csv.ConvertOptions(
+                include_columns=names, column_types={name: pa.string() for name in names},
+                strings_can_be_null=False)
+            table = pa.csv.read_csv(path, read_options=read, parse_options=parse,
+                                    convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path!r}: {exc}") from None
+    absent = [name for name in names if name not in table.column_names]
+    if absent:
+        raise KeyError(f"the table has no column {_listed(absent)} (its columns: "
+                       f"{_listed(table.column_names, 12)})")
+    return {name: table.column(name) for name in names}
+
+
+def missing_count(table, name):
+    """Count the missing entries of a column: nulls, and empty text in a text column.
+
+    pyarrow reads an empty CSV field of a text column as the empty string; a label that is
+    empty is a label that is missing, not a class named ``""``.
+    """
+    pa = _pyarrow()
+    values = table.column(name)
+    missing = values.null_count
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        empty = pa.compute.equal(values, "")
+        missing += pa.compute.sum(empty).as_py() or 0
+    return missing
 
 
 def _first_block_schema(pa, path, read, parse):
@@ -287,7 +362,8 @@ def split_features(table, target, drop=()):
     TypeError
         Non-numeric feature columns (all of them named).
     ValueError
-        Missing target values (the count is given), or no feature column left.
+        Missing target values: nulls or empty text (the count is given), or no feature
+        column left.
     """
     absent = [name for name in [target, *drop] if name not in table.column_names]
     if absent:
@@ -298,7 +374,7 @@ def split_features(table, target, drop=()):
         raise ValueError("no feature column is left once the target and --drop columns "
                          "are taken out")
     X = features(table, names)
-    missing = table.column(target).null_count
+    missing = missing_count(table, target)
     if missing:
         raise ValueError(f"the target column {target!r} has {missing} missing value"
                          f"{'s' if missing > 1 else ''}; remove those rows")
@@ -308,33 +384,65 @@ def split_features(table, target, drop=()):
 def write_table(columns, path=None, out=None):
     """Write named columns as Parquet (``path`` ending in ``.parquet``, ``.pq``) or CSV.
 
+    A file is written whole or not at all: to a temporary file beside ``path``, renamed over it
+    once complete, so that a failure leaves an existing ``path`` as it was.
+
     Parameters
     ----------
     columns : dict of str to array-like
-        Equal-length columns, in order.
+        Equal-length columns, in order: NumPy arrays, or pyarrow arrays, which are written with
+        their own type (the text of :func:`read_verbatim` comes out as it went in).
     path : str, optional
         The file: Parquet for ``.parquet`` and ``.pq``, tab-separated for ``.tsv``, else CSV,
         compressed for ``.gz`` and ``.bz2`` endings.
     out : text file, optional
         Where the CSV goes when ``path`` is None.
+
+    Raises
+    ------
+    ValueError
+        A column that a CSV cannot hold (a list, struct or map: Parquet can), found before
+        anything is written.
     """
     pa = _pyarrow()
-    table = pa.table({name: np.asarray(values) for name, values in columns.items()})
+    table = pa.table({name: values if isinstance(values, (pa.Array, pa.ChunkedArray))
+                      else np.asarray(values) for name, values in columns.items()})
+    parquet = path is not None and table_format(path) == "parquet"
+    if not parquet:
+        nested = [field.name for field in table.schema if pa.types.is_nested(field.type)]
+        if nested:
+            raise ValueError(f"column {_listed(nested)} holds "
+                             f"{table.schema.field(nested[0]).type} values, which a CSV cannot "
+                             "hold; write Parquet (a file name ending in .parquet)")
     if path is None:
         buffer = io.BytesIO()
         pa.csv.write_csv(table, buffer)
         out.write(buffer.getvalue().decode())
-    elif table_format(path) == "parquet":
-        pa.parquet.write_table(table, path)
-    else:
-        name = os.fspath(path).lower()
+        return
+    try:
+        _write_whole(pa, table, path, parquet)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        # a type pyarrow cannot write there: nothing was written (see _write_whole)
+        raise ValueError(f"cannot write {os.fspath(path)!r}: {exc}") from None
+
+
+def _write_whole(pa, table, path, parquet):
+    """Write ``table`` to ``path`` through a temporary file renamed over it when complete."""
+    name = os.fspath(path).lower()
+    with written_whole(path) as f:
+        if parquet:
+            pa.parquet.write_table(table, f)
+            return
         options = pa.csv.WriteOptions(delimiter="\t" if name.endswith(".tsv") else ",")
         compression = {".gz": "gzip", ".bz2": "bz2"}.get(os.path.splitext(name)[1])
         if compression is None:
-            pa.csv.write_csv(table, path, write_options=options)
+            pa.csv.write_csv(table, f, write_options=options)
         else:  # what read_table reads back: pyarrow infers the compression from the ending
-            with pa.CompressedOutputStream(os.fspath(path), compression) as stream:
+            # compressed in memory first: closing pyarrow's stream would close the file too
+            sink = pa.BufferOutputStream()
+            with pa.CompressedOutputStream(sink, compression) as stream:
                 pa.csv.write_csv(table, stream, write_options=options)
+            f.write(sink.getvalue().to_pybytes())
 
 
 def _listed(names, most=None):
