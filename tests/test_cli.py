@@ -134,7 +134,11 @@ def test_train_validation_fraction_and_early_stopping(workdir):
     assert len(rows) == epochs
     val_loss = [float(row.split()[3]) for row in rows]
     assert min(val_loss[best:]) >= val_loss[best - 1]
-    assert f"{epochs} epochs in" in lines[-1]
+    assert f"{epochs} epochs in" in lines[-2]
+    # noise has nothing to learn: the last line says so
+    assert lines[-1].startswith("note: test accuracy 0.2000 is chance level: always "
+                                "predicting the most frequent class ('1') scores 0.2500")
+    assert "--scale" not in lines[-1]  # the features' scales are alike: not the cause
 
 
 def test_train_plot_writes_learning_curves(digits_model, workdir):
@@ -412,7 +416,7 @@ def test_missing_matplotlib_is_a_user_error(workdir):
             f"sys.exit(main(['train', '--plot', {str(workdir / 'x.png')!r}]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
-    assert_user_error(result, 'pip install "fastmlp[plot]"')
+    assert_user_error(result, 'pip install ".[plot]" in a checkout of fastmlp, or pip install')
     assert result.stdout == ""  # refused before training, not after
 
 
@@ -496,7 +500,7 @@ def two_target_npz(workdir):
 @pytest.mark.parametrize("output", ["identity", "exp"])
 def test_regression_with_two_outputs_end_to_end(two_target_npz, workdir, output):
     path = workdir / f"two-{output}.npz"
-    result = run("train", "--task", "regression", "--output", output, "--data", two_target_npz,
+    result = run("train", "--task", "regression", "--output-kind", output, "--data", two_target_npz,
                  "--hidden", "16", "--epochs", "40", "--dtype", "float64", "--quiet",
                  "--save", path)
     assert result.returncode == 0, result.stderr
@@ -537,11 +541,12 @@ def _main_error(args, capsys):
     (["train", "--data", "diabetes"], "regression data set (real-valued targets): add --task "
                                       "regression"),
     (["bench", "--data", "diabetes"], "add --task regression"),
-    (["train", "--output", "exp"], "--output exp is a regression output: add --task regression"),
+    (["train", "--output-kind", "exp"],
+     "--output-kind exp is a regression output: add --task regression"),
     (["train", "--task", "regression", "--data", "{dir}/small.npz"],
      "y_train holds <U3 values, not numbers"),
-    (["train", "--task", "regression", "--output", "exp", "--data", "{dir}/signed.npz"],
-     "has negative targets: --output exp"),
+    (["train", "--task", "regression", "--output-kind", "exp", "--data", "{dir}/signed.npz"],
+     "has negative targets: --output-kind exp"),
     (["train", "--data", "{dir}/two.npz"], "a classifier takes 1-D labels; 2-D targets are for "
                                            "--task regression"),
     (["evaluate", "{dir}/diabetes.npz", "--data", "digits"], "is a classification data set"),
@@ -616,7 +621,7 @@ def test_info_reports_versions_threads_blas_and_cache():
 # -- help --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command,options", [
     ([], ["train", "evaluate", "predict", "bench", "info", "compile", "export"]),
-    (["train"], ["--task", "--output", "--data", "--target", "--test", "--test-fraction",
+    (["train"], ["--task", "--output-kind", "--data", "--target", "--test", "--test-fraction",
                  "--drop", "--scale", "--fill", "--scheduler", "--hidden", "--activation",
                  "--optimizer", "--epochs",
                  "--batch-size", "--learning-rate", "--momentum", "--l2",
@@ -656,7 +661,8 @@ def code_blocks(page, language):
 
 # tests/test_docs_blocks.py runs every block of the pages; this checks, quickly, that each
 # `fastmlp` line of their shell blocks parses, those of blocks it does not run included.
-@pytest.mark.parametrize("page", [p for p in DOC_PAGES if code_blocks(p, "sh")])
+@pytest.mark.parametrize("page", [p for p in DOC_PAGES if "\nfastmlp " in "\n" + "\n".join(
+    code_blocks(p, "sh"))])
 def test_docs_command_lines_parse(page):
     from fastmlp.cli import build_parser
 
@@ -669,3 +675,109 @@ def test_docs_command_lines_parse(page):
             build_parser().parse_args(argv[1:])
         except SystemExit as exc:
             pytest.fail(f"{page}: `{' '.join(argv)}` does not parse (exit {exc.code})")
+
+
+# -- issue 27: what a newcomer meets ------------------------------------------------------------
+def test_cli_page_lists_the_commands_as_help_does():
+    # docs/cli.md opens with the commands and what each does: the words of `fastmlp --help`
+    listed = re.findall(r"^fastmlp (\w+)\s+(.+)$", code_blocks("cli.md", "text")[0], re.M)
+    text = " ".join(run("--help").stdout.split())
+    assert len(listed) == 7
+    for command, what in listed:
+        assert f"{command} {what}" in text, (command, what)
+
+
+def _options(parser):
+    """``{option string: (subcommand, action)}`` lists of every subcommand's visible options."""
+    import argparse
+
+    found = {}
+    for name, sub in parser.commands.items():
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            for option in action.option_strings:
+                found.setdefault(option, []).append((name, action))
+    return found
+
+
+def test_one_option_one_meaning_across_subcommands():
+    from fastmlp.cli import build_parser
+
+    for option, uses in _options(build_parser()).items():
+        kinds = {(a.dest, tuple(a.choices or ()), a.type, a.nargs, a.metavar, type(a).__name__)
+                 for _, a in uses}
+        assert len(kinds) == 1, (option, [(name, a.dest, a.choices) for name, a in uses])
+    # the clash of issue 27: predict's -o/--output is a file; train's kind is --output-kind
+    assert [name for name, _ in _options(build_parser())["--output"]] == ["predict"]
+
+
+def test_train_output_is_deprecated_but_still_works(two_target_npz):
+    result = run("train", "--task", "regression", "--output", "exp", "--data", two_target_npz,
+                 "--hidden", "4", "--epochs", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "fastmlp: warning: train --output is deprecated and will be removed in the next "
+        "release: use --output-kind exp (--output names an output file, as in predict)"]
+    assert result.stdout.startswith("test R^2 ")
+    assert "--output-kind" in run("train", "--help").stdout
+
+
+def test_unknown_data_names_every_kind_that_help_lists(capsys):
+    err = _main_error(["train", "--data", "nosuch"], capsys)
+    for kind in ("'digits'", "'fashion-mnist'", "'mnist'", "'diabetes'", "directory of IDX",
+                 ".npz", ".csv", ".parquet", ".zarr", ".npy"):
+        assert kind in err, kind
+
+
+def test_install_hints_work_from_a_checkout():
+    # `pip install "fastmlp[x]"` looks fastmlp up on the package index; the README installs
+    # from a checkout, where the extra is ".[x]"
+    from fastmlp._extras import install_hint
+
+    assert install_hint("tables") == ('pip install ".[tables]" in a checkout of fastmlp, or '
+                                      'pip install "pyarrow>=14"')
+    for command in ([], ["train"], ["predict"], ["export"]):
+        text = run(*command, "--help").stdout
+        assert "fastmlp[" not in text, command
+    root = Path(__file__).resolve().parent.parent
+    for path in [root / "README.md", *DOCS.glob("*.md"), *(root / "src").rglob("*.py")]:
+        assert not re.search(r"pip install ['\"]?fastmlp\[", path.read_text()), path
+
+
+def test_extras_hints_name_what_pyproject_installs():
+    import tomllib
+
+    from fastmlp._extras import EXTRAS
+
+    root = Path(__file__).resolve().parent.parent
+    with open(root / "pyproject.toml", "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    for name, packages in EXTRAS.items():
+        assert list(packages) == extras[name], name
+
+
+def test_features_of_very_different_scales_warn_before_training(tmp_path):
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    X_train, X_test = wine.data[::2], wine.data[1::2]
+    path = tmp_path / "wine.npz"
+    np.savez(path, X_train=X_train, y_train=wine.target[::2], X_test=X_test,
+             y_test=wine.target[1::2])
+    result = run("train", "--data", path, "--epochs", "3")
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1, result.stderr
+    assert ("standard deviations range from 0.119 (column 7) to 311 (column 12)"
+            in warning[0]), warning
+    assert "--scale standard standardises them" in warning[0]
+    # a run at chance says so in its last line
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("note: test accuracy ") and "is chance level" in last, last
+    assert "try --scale standard" in last
+    # standardised, it learns, and neither the warning nor the note is printed
+    result = run("train", "--data", path, "--epochs", "30", "--scale", "standard", "--quiet")
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    assert result.stdout.startswith("test accuracy 0.9"), result.stdout
+    assert "note:" not in result.stdout

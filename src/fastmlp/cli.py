@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from fastmlp import datasets, tables
+from fastmlp._extras import install_hint
 from fastmlp._files import check_writable, written_whole
 from fastmlp._outofcore import RowBlocks, block_rows_for, is_out_of_core
 from fastmlp._preprocessing import Preprocessing
@@ -44,8 +45,8 @@ _DATA_HELP = ("digits (the default for classification: scikit-learn's 8x8 digits
               "diabetes data, embedded), an .npz with X_train, y_train, X_test, y_test (or, read "
               "one block at a time, a .zarr group or a folder of .npy files of those names), "
               "or a "
-              "table (.csv, .parquet) with --target COLUMN; tables need pyarrow: pip install "
-              "'fastmlp[tables]'")
+              "table (.csv, .parquet) with --target COLUMN; tables need pyarrow: "
+              + install_hint("tables"))
 
 _EPILOG_MAIN = """Each command has its own --help, with examples.
 
@@ -63,7 +64,7 @@ part of the training set with --validation-fraction. Ctrl-C stops after the runn
 keeps the weights of the last full epoch, still saves (--save) and plots (--plot), and exits
 with status 130.
 
---task regression trains an identity output (or --output exp) on the half squared error (half
+--task regression trains an identity output (or --output-kind exp) on the half squared error (half
 Poisson deviance) and reports RMSE and R^2 instead of accuracy; its data is diabetes or an .npz
 with real-valued targets (y 1-D for one output, 2-D for several); the class-labelled data
 sets (digits, fashion-mnist, mnist, IDX folders) are refused. Its defaults differ: --data
@@ -77,12 +78,16 @@ examples:
   fastmlp train --validation-fraction 0.1 --early-stopping 5 --epochs 200 --plot curves.png
   fastmlp train --data wine.csv --target cultivar --drop id --scale standard --save wine.npz
 
-A table (--data .csv or .parquet, pip install 'fastmlp[tables]') names its label column with
---target; every other column not in --drop is a feature and must hold numbers. The test set
-is --test FILE, or a held-out --test-fraction (default 0.25, stratified for classification,
-drawn with --seed). Labels may be text: the class names are saved with the model. --scale
-standard and --fill mean learn from the training rows, and the model file keeps them and the
-feature names, so `fastmlp predict` and `evaluate` apply the same steps to raw tables.
+A table (--data .csv or .parquet; pyarrow: pip install ".[tables]" in a checkout) names
+its label column with --target; every other column not in --drop is a feature and must hold
+numbers. The test set is --test FILE, or a held-out --test-fraction (default 0.25, stratified
+for classification, drawn with --seed). Labels may be text: the class names are saved with
+the model. Features are used as they are, as in scikit-learn and Keras: train warns, before
+training, when their scales differ by orders of magnitude, and a run that ends at chance
+says so in its last line. Missing values are an error, counted over the whole table, unless
+--fill mean. --scale standard and --fill mean learn from the training rows, and the model
+file keeps them and the feature names, so `fastmlp predict` and `evaluate` apply the same
+steps to raw tables.
 """
 
 _EPILOG_EVALUATE = """The model is evaluated on the test part of --data, with the labels numbered as
@@ -101,9 +106,9 @@ its feature columns are found by the names the model was trained with, in any or
 """
 
 _EPILOG_PREDICT = """INPUT is a table (.csv or .parquet, read with pyarrow: pip install
-'fastmlp[tables]'), a .npy file (a 2-D array, used as is) or any other file read as IDX
-(optionally gzip-compressed): IDX images of shape (n, rows, cols) are flattened, and uint8
-ones scaled by 1/255 like the data loaders do.
+".[tables]" in a checkout of fastmlp, or pip install pyarrow), a .npy file (a 2-D array, used
+as is) or any other file read as IDX (optionally gzip-compressed): IDX images of shape
+(n, rows, cols) are flattened, and uint8 ones scaled by 1/255 like the data loaders do.
 
 A table's feature columns are found by the names the model was trained with (any order;
 other columns are ignored); a model trained without names takes every column but --keep,
@@ -158,7 +163,8 @@ _EPILOG_EXPORT = """The ONNX file takes float32 rows of the raw features as inpu
 missing value where the model fills them) and gives "label" (the class names) and
 "probabilities" (n x K, in the order of the class names), or "variable" for a regression
 model. It runs in onnxruntime, or any ONNX runtime, without fastmlp or Python.
-Needs skl2onnx: pip install 'fastmlp[onnx]'.
+Needs skl2onnx and onnxruntime: pip install ".[onnx]" in a checkout of fastmlp, or pip
+install skl2onnx onnxruntime.
 
 examples:
   fastmlp export wine.npz --onnx wine.onnx
@@ -280,8 +286,9 @@ def load_data(spec, task="classification"):
         raise UserError(_os_error_text(exc)) from None
     except (ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"--data {spec!r}: {exc}") from None
-    raise UserError(f"--data {spec!r}: not 'digits', 'fashion-mnist', 'mnist', a directory of "
-                    "IDX files, 'diabetes', or an .npz file")
+    raise UserError(f"--data {spec!r}: not 'digits', 'fashion-mnist', 'mnist', 'diabetes', a "
+                    "directory of IDX files, an .npz file, a table (.csv, .csv.gz, .tsv, "
+                    ".parquet, with --target COLUMN), a .zarr group or a folder of .npy files")
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -301,13 +308,39 @@ def _read_table(path, option, exclude=()):
         raise UserError(f"{option} {exc}") from None
 
 
-def _table_part(table, names, target, path, option):
+def _table_part(table, names, target, path, option, fill=None):
     """Feature rows and the target column of a table, checked."""
     try:
         X = tables.features(table, names)
     except (KeyError, TypeError) as exc:
         raise UserError(f"{option} {path!r}: {exc.args[0]}") from None
+    if fill is None:
+        _check_missing(X, names, path, option)
     return X, _table_target(table, target, path, option)
+
+
+def _check_missing(X, names, path, option):
+    """Refuse missing values, counted over the whole table as read, naming their first rows.
+
+    Counted before any split, so that the count is the file's, not the training part's.
+    Rows are numbered from 1, the header not counted (a spreadsheet's row 2 is row 1).
+    """
+    nan = np.isnan(X)
+    if not nan.any():
+        return
+    counts = nan.sum(axis=0)
+    bad = np.flatnonzero(counts)
+    listed = []
+    for j in bad[:5]:
+        rows = np.flatnonzero(nan[:, j])[:4] + 1
+        shown = ", ".join(map(str, rows[:3])) + (", ..." if len(rows) > 3 else "")
+        name = names[j] if names is not None else f"{j}"
+        listed.append(f"{int(counts[j])} in column {name!r} "
+                      f"(row{'s' if len(rows) > 1 else ''} {shown})")
+    more = f" and more in {len(bad) - 5} other columns" if len(bad) > 5 else ""
+    raise UserError(f"{option} {path!r}: missing values: {'; '.join(listed)}{more}, rows "
+                    "counted from 1 after the header; fill them with the column's training "
+                    "mean (fastmlp train --fill mean) or remove those rows")
 
 
 def _table_target(table, target, path, option):
@@ -344,9 +377,12 @@ def load_table_data(args, task):
                         "out") from None
     except ValueError as exc:
         raise UserError(f"--data {args.data!r}: {exc}") from None
+    if args.fill is None:
+        _check_missing(X, names, args.data, "--data")
     if args.test is not None:
         test_table = _read_table(args.test, "--test", [args.target])
-        X_test, y_test = _table_part(test_table, names, args.target, args.test, "--test")
+        X_test, y_test = _table_part(test_table, names, args.target, args.test, "--test",
+                                     fill=args.fill)
         return X, y, X_test, y_test, names
     from sklearn.model_selection import train_test_split
 
@@ -377,6 +413,54 @@ def _fit_preprocessing(args, X_train, X_others, feature_names, data_name):
     return prep
 
 
+#: ``train`` warns when the features' standard deviations span this factor or more (and the
+#: largest is above 1): a sigmoid network then trains to chance on raw columns (issue 27:
+#: the wine table, 0.1 to 1680, scored 0.33 without --scale). Pixels scaled to [0, 1] span
+#: less than this, and their deviations stay below 1.
+SCALE_SPREAD_WARN = 100.0
+
+
+def _scale_warning(X, names, data_name):
+    """Return the warning printed before training on features of very different scales, or None."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] < 2:
+        return None
+    sample = X[:: max(1, X.shape[0] // 10000)]  # an estimate of the scales is enough
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+        std = np.nanstd(sample.astype(np.float64, copy=False), axis=0)
+    varying = np.flatnonzero(np.isfinite(std) & (std > 0))
+    if varying.size == 0:
+        return None
+    lo, hi = varying[np.argmin(std[varying])], varying[np.argmax(std[varying])]
+    if not (std[hi] >= SCALE_SPREAD_WARN * std[lo] and std[hi] > 1.0):
+        return None
+    name = (lambda j: repr(names[j])) if names is not None else (lambda j: f"{j}")
+    return (f"fastmlp: warning: --data {data_name!r}: the features' standard deviations range "
+            f"from {std[lo]:.3g} (column {name(lo)}) to {std[hi]:.3g} (column {name(hi)}); "
+            "a network trains poorly on features whose scales differ by orders of magnitude: "
+            "--scale standard standardises them (and saves that with the model)")
+
+
+def _chance_note(result, y_train, y_test, classes, regression, warned):
+    """Return the last line of a run whose test score is no better than a constant's, or None."""
+    hint = ("the features' scales differ by orders of magnitude: try --scale standard" if warned
+            else "try another --learning-rate or more --epochs, or the features may not "
+            "predict the target")
+    if regression:
+        if result["r2"] > 0.0:
+            return None
+        return (f"note: test R^2 {result['r2']:.4f}: no better than predicting the mean "
+                f"target; the network learned nothing ({hint})")
+    counts = np.bincount(y_train, minlength=len(classes))
+    majority = int(np.argmax(counts))
+    constant = float(np.mean(y_test == majority)) if len(y_test) else 0.0
+    if result["accuracy"] > constant + 0.01:
+        return None
+    return (f"note: test accuracy {result['accuracy']:.4f} is chance level: always predicting "
+            f"the most frequent class ({str(classes[majority])!r}) scores {constant:.4f}; the "
+            f"network learned nothing ({hint})")
+
+
 def _steps_text(preprocessing):
     """``"missing values filled with the training means, standardised"``, or ``""``."""
     if preprocessing is None:
@@ -404,6 +488,8 @@ def _table_features_for(model, table, exclude, path, option):
     if X.shape[1] != model.layer_sizes[0]:
         raise UserError(f"{option} {path!r} has {X.shape[1]} feature columns, but the model "
                         f"takes {model.layer_sizes[0]}")
+    if model.preprocessing is None or model.preprocessing.fill is None:
+        _check_missing(X, names, path, option)
     return X
 
 
@@ -595,8 +681,15 @@ def cmd_train(args, out=None):
     """Train a Model and report per-epoch progress and the final test accuracy (or R^2)."""
     out = sys.stdout if out is None else out
     regression = args.task == "regression"
-    if args.output is not None and not regression:
-        raise UserError(f"--output {args.output} is a regression output: add --task regression")
+    if args.output_deprecated is not None:
+        print(f"fastmlp: warning: train --output is deprecated and will be removed in the next "
+              f"release: use --output-kind {args.output_deprecated} (--output names an output "
+              "file, as in predict)", file=sys.stderr)
+        if args.output_kind is None:
+            args.output_kind = args.output_deprecated
+    if args.output_kind is not None and not regression:
+        raise UserError(f"--output-kind {args.output_kind} is a regression output: add --task "
+                        "regression")
     check_threads(args.threads)
     _check_output_path(args.save, "--save")
     plotting = _require_plotting("--plot", args.plot)
@@ -634,11 +727,11 @@ def cmd_train(args, out=None):
                                 "when writing it; the test set validates each epoch)")
     if regression:
         y_train, y_test, n_outputs = _regression_targets(y_train, y_test, data_name)
-        output = args.output or "identity"
+        output = args.output_kind or "identity"
         if output == "exp" and (y_train.min() < 0 or y_test.min() < 0):
-            raise UserError(f"--data {data_name!r} has negative targets: --output exp predicts "
-                            "e^z > 0 (a Poisson deviance needs targets >= 0); use --output "
-                            "identity")
+            raise UserError(f"--data {data_name!r} has negative targets: --output-kind exp "
+                            "predicts e^z > 0 (a Poisson deviance needs targets >= 0); use "
+                            "--output-kind identity")
     else:
         y_train, y_test, classes = _labels(y_train, y_test)
     if args.validation_fraction is not None:
@@ -653,6 +746,11 @@ def cmd_train(args, out=None):
     preprocessing = _fit_preprocessing(args, X_train, [("the test set", X_test),
                                                        ("the validation set", X_val)],
                                        feature_names, data_name)
+    warning = None  # out of core, X_train is not read whole before training
+    if args.scale is None and not out_of_core:
+        warning = _scale_warning(X_train, feature_names, data_name)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     if regression:
         sizes = [X_train.shape[1], *args.hidden, n_outputs]
         learning_rate = args.learning_rate or REGRESSION_LEARNING_RATE[optimizer]
@@ -735,6 +833,11 @@ def cmd_train(args, out=None):
             what = ("the loss curves and the test set's predicted against true values"
                     if regression else "learning curves")
             print(f"{what} written to {args.plot}", file=out)
+    if history.epochs:
+        note = _chance_note(result, y_train, y_test, None if regression else classes,
+                            regression, warning is not None)
+        if note is not None:
+            print(note, file=out)  # the last line, where a reader looks for the verdict
     return EXIT_INTERRUPTED if interrupted else 0
 
 
@@ -744,8 +847,8 @@ def _scheduler_imports():
         import dask.array as da
         from distributed import Client
     except ImportError:
-        raise UserError("--scheduler needs dask and distributed: pip install "
-                        "'fastmlp[dask]'") from None
+        raise UserError("--scheduler needs dask and distributed: "
+                        + install_hint("dask")) from None
     return da, Client
 
 
@@ -1561,12 +1664,15 @@ def build_parser():
     train.add_argument("--task", default="classification",
                        choices=["classification", "regression"],
                        help="classification (softmax output, cross-entropy) or regression "
-                            "(identity output, half squared error; see --output) (default: "
-                            "classification)")
-    train.add_argument("--output", default=None, choices=["identity", "exp"],
-                       help="the output of a regression model: identity (half squared error) "
-                            "or exp (half Poisson deviance, for counts; targets >= 0) "
+                            "(identity output, half squared error; see --output-kind) "
+                            "(default: classification)")
+    train.add_argument("--output-kind", default=None, choices=["identity", "exp"],
+                       help="the output layer of a regression model: identity (half squared "
+                            "error) or exp (half Poisson deviance, for counts; targets >= 0) "
                             "(default: identity)")
+    # The old spelling, for one release: `--output` is predict's output file everywhere else.
+    train.add_argument("--output", dest="output_deprecated", default=None,
+                       choices=["identity", "exp"], help=argparse.SUPPRESS)
     train.add_argument("--data", default=None, help=_DATA_HELP)
     train.add_argument("--target", metavar="COLUMN",
                        help="a table's label column (classification: text or integers; "
@@ -1580,7 +1686,9 @@ def build_parser():
                        help="table columns that are not features (an id, for instance)")
     train.add_argument("--scale", choices=["standard"], default=None,
                        help="standard: subtract each feature's training mean and divide by "
-                            "its standard deviation; saved with the model (default: none)")
+                            "its standard deviation; saved with the model (default: none, "
+                            "as in scikit-learn and Keras; train warns when the features' "
+                            "scales differ by orders of magnitude)")
     train.add_argument("--fill", choices=["mean"], default=None,
                        help="mean: a missing value becomes its column's training mean; saved "
                             "with the model (default: missing values are an error)")
@@ -1614,7 +1722,7 @@ def build_parser():
                        help="train with L-BFGS on the Dask cluster of this scheduler "
                             "(tcp://host:8786): each loss and gradient is summed over "
                             "X_train's blocks on the workers; --epochs is the iteration "
-                            "limit; needs pip install 'fastmlp[dask]'")
+                            "limit; needs the dask extra: pip install \".[dask]\" in a checkout")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                        help="(default: float32)")
     _add_threads(train)
@@ -1622,13 +1730,15 @@ def build_parser():
     train.add_argument("--plot", metavar="PATH.png",
                        help="write learning curves (loss and accuracy per epoch; regression: "
                             "loss per epoch and the test set's predicted against true "
-                            'values); needs matplotlib: pip install "fastmlp[plot]"')
+                            'values); needs matplotlib: pip install ".[plot]" in a '
+                            "checkout, or pip install matplotlib")
     train.add_argument("--quiet", action="store_true",
                        help="print only the closing summary")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser(
-        "evaluate", help="loss, accuracy and per-class precision/recall of a saved model",
+        "evaluate", help="loss, accuracy and per-class precision/recall (or RMSE, R^2) of a "
+                         "saved model",
         formatter_class=raw, epilog=_EPILOG_EVALUATE,
         description="Evaluate a saved model on the test part of a data set: loss, accuracy\n"
                     "and a table of per-class precision and recall (a regression model: loss,\n"

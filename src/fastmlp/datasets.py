@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 
+from fastmlp._extras import install_hint
 from fastmlp._files import DEFLATE_MAX_RATIO, check_npz_member
 
 __all__ = [
@@ -692,7 +693,7 @@ def load_out_of_core(path):
     ----------
     path : str or os.PathLike
         A zarr store (a folder ending in ``.zarr``: a group with the arrays ``X_train``,
-        ``y_train``, ``X_test``, ``y_test``; needs zarr, ``pip install "fastmlp[dask]"``),
+        ``y_train``, ``X_test``, ``y_test``; needs zarr, the ``dask`` extra),
         or a folder holding ``X_train.npy``, ``y_train.npy``, ``X_test.npy`` and
         ``y_test.npy`` (the X files are opened as read-only ``numpy.memmap``).
 
@@ -716,8 +717,8 @@ def load_out_of_core(path):
         try:
             import zarr
         except ImportError:
-            raise ValueError(f"{name!r} is a zarr store: reading it needs zarr, pip install "
-                             "'fastmlp[dask]'") from None
+            raise ValueError(f"{name!r} is a zarr store: reading it needs zarr, "
+                             + install_hint("dask")) from None
         try:
             group = zarr.open_group(name, mode="r")
         except Exception as exc:  # noqa: BLE001 - zarr raises several types for a bad store

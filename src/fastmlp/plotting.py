@@ -1,6 +1,6 @@
 """Pictures of a training run: learning curves, confusion matrices, regression fits, as PNG.
 
-matplotlib is an optional dependency (the ``plot`` extra: ``pip install "fastmlp[plot]"``);
+matplotlib is an optional dependency (the ``plot`` extra: ``pip install ".[plot]"`` in a checkout);
 it is imported only when a picture is drawn, and :func:`require_matplotlib` raises
 :class:`MatplotlibMissing` with the install line when it is absent. Figures are drawn on
 matplotlib's Agg canvas directly (no ``pyplot``), so no global backend is changed and no
@@ -13,13 +13,14 @@ import os
 
 import numpy as np
 
+from fastmlp._extras import install_hint
 from fastmlp._metrics import r2_score
 
 __all__ = ["MatplotlibMissing", "plot_confusion_matrix", "plot_history", "plot_regression",
            "require_matplotlib"]
 
 #: The pip line printed when matplotlib is missing.
-INSTALL_HINT = 'pip install matplotlib, or the extra: pip install "fastmlp[plot]"'
+INSTALL_HINT = install_hint("plot")
 
 
 class MatplotlibMissing(ImportError):
