@@ -21,9 +21,8 @@ import subprocess
 import sys
 
 from setuptools import setup
-from setuptools.command.build_py import build_py
-
 from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.build_py import build_py
 
 CHOICES = {"all": "all", "common": "common", "0": None, "none": None}
 

@@ -644,7 +644,7 @@ def test_keep_copies_columns_exactly_as_the_file_spells_them(tmp_path, capsys):
                  "-o", str(out)]) == 0
     table = pa.parquet.read_table(out)
     assert [[a, c] for a, c in zip(table.column("account").to_pylist(),
-                                   table.column("code").to_pylist())] == expected
+                                   table.column("code").to_pylist(), strict=True)] == expected
     capsys.readouterr()
     assert main(["predict", str(model), str(src), "--keep", "account", "code"]) == 0
     assert [row[:2] for row in _csv_rows_of(capsys.readouterr().out)[1:]] == expected
@@ -885,6 +885,6 @@ def test_fuzz_keep_round_trips_exactly_or_is_a_one_line_error(fuzz_model, capsys
     else:
         table = pa.parquet.read_table(out)
         got = [list(pair) for pair in zip(table.column("k0").to_pylist(),
-                                          table.column("k1").to_pylist())]
+                                          table.column("k1").to_pylist(), strict=True)]
     assert got == [[k0, k1] for k0, k1, _, _ in rows]
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".fastmlp-")) == []

@@ -10,7 +10,7 @@ EXTRAS = {
 
 
 def install_hint(extra):
-    """The pip lines that install an extra: from a checkout of fastmlp, or by its packages.
+    """Return the pip lines that install an extra: from a checkout of fastmlp, or by its packages.
 
     Naming the extra as ``fastmlp[tables]`` would make pip look fastmlp up on the package
     index; from a checkout (as the README installs) the extra is ``".[tables]"``, and

@@ -240,7 +240,7 @@ class Preprocessing:
 
 
 def _json_type(value):
-    """``a JSON string``, ``a list holding a JSON string``: what a header field held."""
+    """Describe what a header field held: ``a JSON string``, ``a list holding a JSON string``."""
     kinds = {list: "list", dict: "object", str: "string", bool: "true/false", int: "number",
              float: "number", type(None): "null"}
     if isinstance(value, list):

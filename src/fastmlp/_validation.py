@@ -8,7 +8,7 @@ from fastmlp._kernels.checks import all_finite
 
 
 def plain_rows(X):
-    """A pandas DataFrame with extension columns as float64 rows, NaN where one is missing.
+    """Return a pandas DataFrame with extension columns as float64 rows, NaN where missing.
 
     pandas' nullable columns (``Int64``, ``Float64``, ``boolean``) and pyarrow-backed ones
     (``int64[pyarrow]``) become an array of dtype object under ``np.asarray``, which no

@@ -78,7 +78,7 @@ def _append_exp(graph):
 
 
 def onnx_opset(graph):
-    """The graph's ONNX opset: the version of its default domain (``""`` or ``"ai.onnx"``).
+    """Return the graph's ONNX opset: the version of its default domain (``""`` or ``"ai.onnx"``).
 
     Not ``graph.opset_import[0]``: a graph also imports other domains (``ai.onnx.ml``, version
     1 to 5), and their order in the list is not fixed.

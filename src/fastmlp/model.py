@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastmlp import _config
-from fastmlp._files import check_npz_member, written_whole
 from fastmlp._engine import Network, Trainer, hidden_code
+from fastmlp._files import check_npz_member, written_whole
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._metrics import r2_score, rmse
 from fastmlp._outofcore import RowBlocks, is_out_of_core, stream_epoch
@@ -780,7 +780,7 @@ def _read_model(cls, f):
 
 
 def _model_from_header(cls, header):
-    """A Model with the header's network and settings (its weights still to be read)."""
+    """Build a Model with the header's network and settings (its weights still to be read)."""
     sizes = header["layer_sizes"]
     output = header.get("output_activation", "softmax")
     if output == "softmax":
@@ -809,7 +809,7 @@ def _model_from_header(cls, header):
 
 
 def _read_header(raw):
-    """The checked JSON header of a model file, from its NumPy text scalar."""
+    """Return the checked JSON header of a model file, from its NumPy text scalar."""
     try:
         header = json.loads(str(raw))
     except json.JSONDecodeError:
