@@ -68,7 +68,9 @@ print(compilations(recorder))
 
 
 def _compilations(cache_dir, **settings):
-    env = {**os.environ, "FASTMLP_CACHE_DIR": str(cache_dir), **settings}
+    # FASTMLP_SHIPPED=0: a wheel's shipped kernels would spare the compiles this counts
+    env = {**os.environ, "FASTMLP_CACHE_DIR": str(cache_dir), "FASTMLP_SHIPPED": "0",
+           **settings}
     env.pop("NUMBA_CACHE_DIR", None)
     for name in ("FASTMLP_FASTMATH", "FASTMLP_BLAS_MIN_FLOPS"):
         if name not in settings:
