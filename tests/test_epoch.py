@@ -574,7 +574,8 @@ def test_a_cost_without_gradient_compiles_no_backward_pass(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "FASTMLP_CACHE_DIR": str(tmp_path / "cache")}
+    # FASTMLP_SHIPPED=0: an installed wheel's kernels would load instead of compiling
+    env = {**os.environ, "FASTMLP_CACHE_DIR": str(tmp_path / "cache"), "FASTMLP_SHIPPED": "0"}
     env.pop("NUMBA_CACHE_DIR", None)
     run = subprocess.run([sys.executable, "-c", COST_ONLY_CALLS], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)

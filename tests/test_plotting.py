@@ -88,7 +88,8 @@ def test_plot_confusion_matrix_bad_input(tmp_path, matrix, labels, message):
 def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path, history):
     # A None entry in sys.modules makes `import matplotlib` raise ImportError.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(plotting.MatplotlibMissing, match=r'pip install "fastmlp\[plot\]"'):
+    hint = r'pip install "\.\[plot\]" in a checkout of fastmlp, or pip install "matplotlib>=3\.7"'
+    with pytest.raises(plotting.MatplotlibMissing, match=hint):
         plotting.require_matplotlib()
     with pytest.raises(ImportError, match="matplotlib"):
         plotting.plot_history(history, tmp_path / "x.png")
