@@ -994,7 +994,7 @@ def _train_on_scheduler(args, model, X_train, y_train, X_test, y_test, data_name
     """
     da, _ = _scheduler_imports()
     from fastmlp import MLPClassifier, MLPRegressor
-    from fastmlp.sklearn._convert import SKLEARN_ACTIVATIONS, SKLEARN_LOSSES
+    from fastmlp.convert import SKLEARN_ACTIVATIONS, SKLEARN_LOSSES
     from fastmlp.sklearn._distributed import is_dask_array
 
     if is_dask_array(X_train):

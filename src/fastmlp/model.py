@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastmlp import _config
+from fastmlp import _config, _hooks
 from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._files import check_npz_member, written_whole
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
@@ -568,9 +568,8 @@ class Model:
         ValueError
             A setting with no scikit-learn equivalent; the message names it.
         """
-        from fastmlp.sklearn._convert import model_to_sklearn
-
-        return model_to_sklearn(self)
+        # fastmlp.convert does it: a room above Model, reached without importing it (_hooks)
+        return _hooks.load("convert").model_to_sklearn(self)
 
     @classmethod
     def from_sklearn(cls, estimator):
@@ -589,9 +588,7 @@ class Model:
         ValueError
             A multilabel classifier, which a softmax model is not.
         """
-        from fastmlp.sklearn._convert import model_from_estimator
-
-        return model_from_estimator(cls, estimator)
+        return _hooks.load("convert").model_from_estimator(cls, estimator)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, path):
