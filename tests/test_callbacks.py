@@ -155,3 +155,9 @@ def test_history_has_no_stop_without_a_stopping_callback(rng):
                                            progress=False)
     assert history.stopped_epoch is None and history.restored_epoch is None
 
+
+def test_the_command_uses_it():
+    from fastmlp.cli import EarlyStopping as cli_stopping
+    from fastmlp.cli import train
+
+    assert cli_stopping is EarlyStopping and train.EarlyStopping is EarlyStopping
