@@ -3,7 +3,8 @@
 Public names: :class:`Model` (the network), :class:`History`, :class:`DivergenceError`,
 :class:`MLPClassifier` and :class:`MLPRegressor` (drop-ins for scikit-learn's),
 :class:`Preprocessing` (what a model trained on a table does to its columns) and
-:data:`__version__`.
+:data:`__version__`. Early stopping for :meth:`Model.fit` is in :mod:`fastmlp.callbacks`,
+the conversions to and from scikit-learn in :mod:`fastmlp.convert`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
