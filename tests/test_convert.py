@@ -29,8 +29,9 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 import fastmlp
 from fastmlp import Model, Preprocessing
-from fastmlp.sklearn import BaseMultilayerPerceptron, MLPClassifier, MLPRegressor, _convert
-from fastmlp.sklearn._convert import model_to_sklearn
+from fastmlp import convert as _convert
+from fastmlp.convert import model_to_sklearn
+from fastmlp.sklearn import BaseMultilayerPerceptron, MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

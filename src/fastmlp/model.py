@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastmlp import _config
+from fastmlp import _config, _hooks
 from fastmlp._engine import Network, Trainer, hidden_code
 from fastmlp._files import check_npz_member, written_whole
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
@@ -63,6 +63,13 @@ class History:
         (as :meth:`Model.evaluate` reports them) on it after the epoch; empty otherwise.
     seconds : list of float
         Wall-clock seconds of each epoch's training (validation excluded).
+    stopped_epoch : int or None
+        The epoch after which a callback stopped training (an
+        :class:`~fastmlp.callbacks.EarlyStopping`); ``None`` when no callback stopped it.
+    restored_epoch : int or None
+        The epoch whose weights a callback put back when training ended
+        (``EarlyStopping(restore_best=True)``); ``None`` when the model holds the weights of
+        its last epoch.
     """
 
     loss: list = field(default_factory=list)
@@ -72,6 +79,8 @@ class History:
     seconds: list = field(default_factory=list)
     val_rmse: list = field(default_factory=list)
     val_r2: list = field(default_factory=list)
+    stopped_epoch: int | None = None
+    restored_epoch: int | None = None
 
     @property
     def epochs(self):
@@ -263,11 +272,14 @@ class Model:
         progress : bool or None
             Show a progress bar (tqdm); ``None`` shows it only when stderr is a terminal.
         callbacks : sequence
-            Objects with ``on_epoch_end(epoch, logs)``; a ``True`` return stops training.
-            ``logs`` holds the epoch's ``loss``, ``accuracy``, ``seconds`` and, with
-            validation data, ``val_loss`` and ``val_accuracy``; for a regression model
-            ``loss``, ``seconds`` and, with validation data, ``val_loss``, ``val_rmse`` and
-            ``val_r2``.
+            Objects with ``on_epoch_end(epoch, logs)``; a ``True`` return stops training
+            (``history.stopped_epoch`` says after which epoch). ``logs`` holds the epoch's
+            ``loss``, ``accuracy``, ``seconds`` and, with validation data, ``val_loss`` and
+            ``val_accuracy``; for a regression model ``loss``, ``seconds`` and, with
+            validation data, ``val_loss``, ``val_rmse`` and ``val_r2``. A callback's
+            ``on_train_begin(model, keys)`` and ``on_train_end(history)``, when it has them,
+            are called before the first epoch and after the last (see
+            :mod:`fastmlp.callbacks`, whose ``EarlyStopping`` stops on the validation loss).
         block_rows : int, optional
             Rows per block of an out-of-core ``X`` (unused for ``X`` in memory). Default: its
             own row chunks (zarr, dask), else 16 MiB of rows (``FASTMLP_BLOCK_BYTES``).
@@ -325,6 +337,13 @@ class Model:
         for cb in callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
                 raise TypeError(f"callback {cb!r} has no on_epoch_end(epoch, logs) method")
+        keys = ("loss", "seconds") if self.is_regression else ("loss", "accuracy", "seconds")
+        if validation_data is not None:
+            keys += (("val_loss", "val_rmse", "val_r2") if self.is_regression
+                     else ("val_loss", "val_accuracy"))
+        for cb in callbacks:  # a callback may refuse this fit before anything changes
+            if callable(getattr(cb, "on_train_begin", None)):
+                cb.on_train_begin(self, keys)
 
         trainer = Trainer(net, batch_size, optimizer, learning_rate=learning_rate,
                           momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
@@ -383,6 +402,7 @@ class Model:
                 for cb in callbacks:
                     stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
                 if stop:
+                    history.stopped_epoch = epoch
                     break
         except (KeyboardInterrupt, ValueError, TypeError):
             # The compiled epoch cannot be interrupted; the signal surfaces after it. Keep the
@@ -393,6 +413,9 @@ class Model:
         finally:
             if bar is not None:
                 bar.close()
+        for cb in callbacks:  # after the last epoch, or the one a callback stopped at
+            if callable(getattr(cb, "on_train_end", None)):
+                cb.on_train_end(history)
         return history
 
     # -- inference -----------------------------------------------------------------------------
@@ -568,9 +591,8 @@ class Model:
         ValueError
             A setting with no scikit-learn equivalent; the message names it.
         """
-        from fastmlp.sklearn._convert import model_to_sklearn
-
-        return model_to_sklearn(self)
+        # fastmlp.convert does it: a room above Model, reached without importing it (_hooks)
+        return _hooks.load("convert").model_to_sklearn(self)
 
     @classmethod
     def from_sklearn(cls, estimator):
@@ -589,9 +611,7 @@ class Model:
         ValueError
             A multilabel classifier, which a softmax model is not.
         """
-        from fastmlp.sklearn._convert import model_from_estimator
-
-        return model_from_estimator(cls, estimator)
+        return _hooks.load("convert").model_from_estimator(cls, estimator)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, path):

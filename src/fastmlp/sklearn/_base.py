@@ -3,8 +3,8 @@
 Each estimator reproduces scikit-learn's step for step (same constructor, same
 fitted attributes, same random draws, same updates, same stopping rule), while every epoch,
 every L-BFGS cost-and-gradient evaluation and every prediction runs in fastmlp's compiled
-engine. The package ``fastmlp.sklearn`` is the only one of fastmlp that imports
-scikit-learn.
+engine. The package ``fastmlp.sklearn`` (with ``fastmlp.convert`` above it) is the only one
+of fastmlp that imports scikit-learn.
 
 What makes the numbers equal to scikit-learn's (checked against scikit-learn 1.9):
 
@@ -42,6 +42,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from fastmlp import _hooks
 from fastmlp._engine import (
     PREDICT_CHUNK,
     Network,
@@ -73,6 +74,7 @@ from fastmlp.sklearn._inputs import (
     stand_in,
     validate_data,
 )
+from fastmlp.sklearn._lbfgs import check_lbfgs_result
 from fastmlp.sklearn._optimizer import StochasticOptimizer
 from fastmlp.sklearn._rollback import Rollback
 
@@ -80,21 +82,6 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 #: Rows per chunk of a full-data weighted cost and gradient (L-BFGS with ``sample_weight``).
 _LOSS_CHUNK = 8192
 _SCIPY_BEFORE_1_15 = tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15)
-
-
-def _check_lbfgs_result(result, max_iter):
-    """Return the iterations of an L-BFGS run; warn as scikit-learn when it failed."""
-    n_iter = min(result.nit, max_iter)
-    if result.status != 0:
-        msg = (f"lbfgs failed to converge after {n_iter} iteration(s) "
-               f"(status={result.status}):\n{result.message}\n")
-        if n_iter == max_iter:
-            msg += ("\nIncrease the number of iterations to improve the convergence "
-                    f"(max_iter={max_iter}).")
-        msg += ("\nYou might also want to scale the data as shown in:\n"
-                "    https://scikit-learn.org/stable/modules/preprocessing.html")
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    return n_iter
 
 
 class BaseMultilayerPerceptron(BaseEstimator):
@@ -445,7 +432,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             result = scipy.optimize.minimize(loss_and_grad, self._packed(dtype).copy(),
                                              method="L-BFGS-B", jac=True,
                                              options=self._lbfgs_options())
-        self.n_iter_ = _check_lbfgs_result(result, self.max_iter)
+        self.n_iter_ = check_lbfgs_result(result, self.max_iter)
         self.loss_ = result.fun
         self._set_theta(np.ascontiguousarray(result.x, dtype=np.float64), layer_units)
 
@@ -724,10 +711,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         --------
         from_sklearn : The other way.
         """
-        # imported here: _convert imports the estimators, which import this module
-        from fastmlp.sklearn._convert import to_sklearn
-
-        return to_sklearn(self)
+        # fastmlp.convert does it: a room above the estimators, reached without importing it
+        return _hooks.load("convert").to_sklearn(self)
 
     @classmethod
     def from_sklearn(cls, estimator):
@@ -758,9 +743,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         --------
         to_sklearn : The other way.
         """
-        from fastmlp.sklearn._convert import from_sklearn
-
-        return from_sklearn(cls, estimator)
+        return _hooks.load("convert").from_sklearn(cls, estimator)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

@@ -64,6 +64,7 @@ from fastmlp._kernels.checks import all_finite
 from fastmlp._kernels.layout import activation_layout
 from fastmlp._kernels.optim import add_l2
 from fastmlp.sklearn._inputs import compute_dtype, stand_in
+from fastmlp.sklearn._lbfgs import check_lbfgs_result
 
 #: Block results summed by one task of the reduction tree (the last level is summed on the
 #: client): few enough that a sum starts soon, many enough that the tree stays shallow.
@@ -622,9 +623,6 @@ def fit_lbfgs(est, blocks, layer_units):
         Validated (:meth:`Blocks.validate`): its targets are encoded on the workers.
     layer_units : list of int
     """
-    # imported here: _base imports this module
-    from fastmlp.sklearn._base import _check_lbfgs_result
-
     dtype = est._theta.dtype
     net = est._network(dtype, layer_units)
     # the in-memory weighted kernel's total of the weights: summed in order, in the dtype
@@ -653,6 +651,6 @@ def fit_lbfgs(est, blocks, layer_units):
             est.loss_ = loss
         est._set_theta(np.ascontiguousarray(x, dtype=np.float64), layer_units)
         return
-    est.n_iter_ = _check_lbfgs_result(result, est.max_iter)
+    est.n_iter_ = check_lbfgs_result(result, est.max_iter)
     est.loss_ = result.fun
     est._set_theta(np.ascontiguousarray(result.x, dtype=np.float64), layer_units)

@@ -1,5 +1,11 @@
 """Conversion between fastmlp's estimators (or a :class:`fastmlp.Model`) and scikit-learn's.
 
+This room sits above :class:`~fastmlp.Model` and the estimators and imports both; they do not
+import it. Their methods ``Model.to_sklearn``, ``Model.from_sklearn``,
+``MLPClassifier.to_sklearn``, ... call it through :mod:`fastmlp._hooks`, which the package's
+``__init__`` points here: so the import graph has no circle and no arrow from the core up to
+a face, and scikit-learn is imported on the first conversion, not with ``import fastmlp``.
+
 A converted estimator is scikit-learn's own class with the very state fastmlp's has (and the
 other way round): the parameters, every fitted attribute, and the SGD or Adam optimizer, so
 that ``predict_proba`` agrees to rounding and ``partial_fit`` or a ``warm_start`` fit goes on
@@ -36,7 +42,8 @@ from fastmlp.sklearn._classifier import MLPClassifier
 from fastmlp.sklearn._optimizer import StochasticOptimizer
 from fastmlp.sklearn._regressor import MLPRegressor
 
-__all__ = ["from_sklearn", "model_from_estimator", "model_to_sklearn", "to_sklearn"]
+__all__ = ["SKLEARN_ACTIVATIONS", "SKLEARN_LOSSES", "from_sklearn", "model_from_estimator",
+           "model_to_sklearn", "to_sklearn"]
 
 #: fastmlp's estimators and the scikit-learn classes they reproduce.
 _COUNTERPARTS = ((MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor))
