@@ -9,6 +9,8 @@ import secrets
 import stat
 import zipfile
 
+import numpy as np
+
 #: Zip compression methods an ``.npz`` member may use: NumPy writes stored (``np.savez``) or
 #: deflated (``np.savez_compressed``) members. bzip2 and lzma, which zipfile also reads, are
 #: refused: they inflate by ratios far beyond deflate's, which bounds what a small file holds.
@@ -94,3 +96,21 @@ def check_npz_member(info):
         raise ValueError(f"member {info.filename!r} claims {info.file_size} bytes from "
                          f"{info.compress_size} {NPZ_METHODS[info.compress_type]} bytes: "
                          "corrupt or crafted")
+
+
+def read_npy_header(stream):
+    """Read the ``.npy`` header at the start of ``stream``, without reading its data.
+
+    Returns
+    -------
+    (version, header)
+        ``header`` is ``(shape, fortran_order, dtype)`` for format versions 1.0 and 2.0, the
+        ones NumPy writes for numeric arrays; None for another version, which the caller
+        refuses or leaves to ``np.load``.
+    """
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return version, np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return version, np.lib.format.read_array_header_2_0(stream)
+    return version, None

@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 
 from fastmlp._extras import install_hint
-from fastmlp._files import DEFLATE_MAX_RATIO, check_npz_member
+from fastmlp._files import DEFLATE_MAX_RATIO, check_npz_member, read_npy_header
 
 __all__ = [
     "load_idx",
@@ -589,13 +589,10 @@ def _check_npz_member(npz, key):
         raise _NotNpz(f"not a valid .npz file: {exc}") from None
     size = info.file_size
     with npz.zip.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            return  # version 3.0 (utf-8 field names): np.load checks it
+        _, header = read_npy_header(f)
+    if header is None:
+        return  # version 3.0 (utf-8 field names): np.load checks it
+    shape, _, dtype = header
     count = 1
     for d in shape:
         count *= int(d)  # Python int: no overflow

@@ -12,7 +12,7 @@ import numpy as np
 
 from fastmlp import _config, _hooks
 from fastmlp._engine import Network, Trainer, hidden_code
-from fastmlp._files import check_npz_member, written_whole
+from fastmlp._files import check_npz_member, read_npy_header, written_whole
 from fastmlp._kernels.activations import EXP, IDENTITY, SOFTMAX
 from fastmlp._metrics import r2_score, rmse
 from fastmlp._outofcore import RowBlocks, is_out_of_core, stream_epoch
@@ -694,13 +694,10 @@ _READ_CHUNK = 1 << 20
 
 def _npy_header(stream, name):
     """Read a ``.npy`` header from ``stream``; return ``(shape, fortran_order, dtype)``."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
+    version, header = read_npy_header(stream)
+    if header is None:
         raise ValueError(f"array {name}: .npy format version {version} (fastmlp writes 1.0)")
+    shape, fortran, dtype = header
     if dtype.hasobject:
         raise ValueError("it contains pickled objects, which are never loaded (they could "
                          "run code)")
