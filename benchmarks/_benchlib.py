@@ -614,8 +614,7 @@ def shipped_kernels(folder):
     if "state" not in _shipped_cache:
         from fastmlp._kernels import _jit
 
-        installed = _jit.shipped_state(folder=os.path.join(
-            os.path.dirname(_jit.KERNELS_DIR), "_shipped_kernels"), environ={})
+        installed = _jit.shipped_state(folder=_jit.PACKAGE_SHIPPED_DIR, environ={})
         if installed.usable and installed.info.get("kernels") == "all":
             _shipped_cache["state"] = (None, installed.info)
         elif _jit.missing_cpu_features():

@@ -187,8 +187,7 @@ def test_the_feature_check():
 
 # -- the installed package's own shipped kernels ---------------------------------------------
 
-INSTALLED = _jit.shipped_state(folder=os.path.join(os.path.dirname(_jit.KERNELS_DIR),
-                                                   "_shipped_kernels"), environ={})
+INSTALLED = _jit.shipped_state(folder=_jit.PACKAGE_SHIPPED_DIR, environ={})
 
 #: The first calls of issue 24, in one fresh process: each must load, none compile.
 FIRST_CALLS = textwrap.dedent("""

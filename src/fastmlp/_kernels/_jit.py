@@ -135,10 +135,12 @@ PORTABLE_CPU = "x86-64-v3"
 PORTABLE_FEATURES = ("cx16", "sahf", "popcnt", "sse3", "ssse3", "sse4.1", "sse4.2", "avx",
                      "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")
 
-#: Where an installed wheel keeps its kernels (read-only); ``FASTMLP_SHIPPED_DIR`` names
-#: another folder of the same form (the tests build small ones).
-SHIPPED_DIR = (os.environ.get("FASTMLP_SHIPPED_DIR")
-               or os.path.join(os.path.dirname(KERNELS_DIR), "_shipped_kernels"))
+#: Where an installed wheel keeps its kernels (read-only).
+PACKAGE_SHIPPED_DIR = os.path.join(os.path.dirname(KERNELS_DIR), "_shipped_kernels")
+
+#: The folder this process reads them from: the package's, or another of the same form that
+#: ``FASTMLP_SHIPPED_DIR`` names (the tests and benchmarks build their own).
+SHIPPED_DIR = os.environ.get("FASTMLP_SHIPPED_DIR") or PACKAGE_SHIPPED_DIR
 
 #: The file in that folder that says what the kernels were built with and for.
 BUILD_INFO = "BUILD.json"
