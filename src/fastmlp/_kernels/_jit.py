@@ -297,6 +297,8 @@ if SHIPPING_SUPPORTED:
             _notice_compile()
             if not SHIP_INTO:
                 return super()._save_overload(sig, data)
+            # Numba's own save would first make the local cache's folder, a __pycache__ inside
+            # the package the wheel is built from; the rest is its save, into SHIP_INTO
             if self._enabled and self._impl.check_cachable(data):
                 os.makedirs(SHIP_INTO, exist_ok=True)
                 key = self._index_key(sig, data.codegen)
