@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from fastmlp import _config, _threads
-from fastmlp._kernels import activations, blas, forward, train, train_units
+from fastmlp._kernels import activations, blas, forward, train, train_columns, train_units
 from fastmlp._params import activation_offsets, layout
 
 #: Rows per forward pass at prediction time: bounds the activation buffer, and is large enough
@@ -286,7 +286,7 @@ class Network:
 
 #: What a :class:`Trainer`'s lanes can split (its ``split``): every one must be tested with
 #: dense and with sparse input (tests/test_sparse.py fails when one is not).
-SPLITS = ("none", "rows", "units")
+SPLITS = ("none", "rows", "units", "columns")
 
 
 class Trainer:
@@ -312,11 +312,13 @@ class Trainer:
     ----------
     n_lanes : int
         How many parts each batch is split into (1: the serial kernel).
-    split : {"none", "rows", "units"}
-        What the lanes split: nothing, the batch's rows (``train.train_epoch_parallel``), or,
-        for one hidden layer and batches of at most ``_config.UNIT_SPLIT_MAX_BATCH`` rows, the
-        hidden units (``train_units.train_epoch_units``). Sparse input takes the same kernel
-        (see :meth:`epoch`).
+    split : {"none", "rows", "units", "columns"}
+        What the lanes split: nothing, the batch's rows (``train.train_epoch_parallel``), for
+        one hidden layer and batches of at most ``_config.UNIT_SPLIT_MAX_BATCH`` rows the
+        hidden units (``train_units.train_epoch_units``), or, for hidden layers of at least
+        ``_config.COLUMN_SPLIT_MIN_UNITS`` units per lane, every layer's units
+        (``train_columns.train_epoch_columns``). Sparse input takes the same kernel (see
+        :meth:`epoch`).
     """
 
     def __init__(self, network, batch_size, optimizer, *, learning_rate, momentum=0.0,
@@ -338,11 +340,14 @@ class Trainer:
         self.n_lanes = max(1, min(lanes, self.batch_size))
         sizes = net.layer_sizes
         # How a batch is split over the lanes: by hidden unit (one hidden layer, small batches,
-        # see train_units), by row (train.train_epoch_parallel), or not at all.
+        # see train_units; every layer's, for wide layers, see train_columns), by row
+        # (train.train_epoch_parallel), or not at all.
         if (self.n_lanes > 1 and len(sizes) == 3
                 and self.batch_size <= _config.UNIT_SPLIT_MAX_BATCH
                 and sizes[1] >= _config.UNIT_SPLIT_MIN_UNITS * self.n_lanes):
             self.split = "units"
+        elif self.n_lanes > 1 and _columns_pay(sizes, self.n_lanes):
+            self.split = "columns"
         else:
             self.split = "rows" if self.n_lanes > 1 else "none"
         assert self.split in SPLITS
@@ -353,6 +358,10 @@ class Trainer:
         self.act_buf = np.empty((row_lanes, total), dtype=dt)
         self.delta_buf = np.empty((row_lanes, total), dtype=dt)
         self.grad = np.empty((row_lanes, net.n_params), dtype=dt)
+        if self.split == "columns":
+            # the buffers train_columns.train_epoch_columns documents
+            self.x_bufs = np.empty((2, self.batch_size, sizes[0]), dtype=dt)
+            self.out_parts = np.empty((self.n_lanes, self.batch_size, sizes[-1]), dtype=dt)
         if self.split == "units":
             # the buffers train_units.train_epoch_units documents
             width = -(-sizes[1] // self.n_lanes)
@@ -435,11 +444,10 @@ class Trainer:
         loss_sum, n_correct, pos = loss_start, 0, 0
         while pos < M:
             threads, probe = gov.next()
-            seconds = _threads.PIECE_SECONDS * (_threads.PROBE_FRACTION if probe else 1.0)
             per_row = gov.seconds_per_row(threads)
             if per_row is None:  # a first guess: a few GFLOP/s
                 per_row = 6 * self.network.n_weights / 4e9
-            batches = max(_threads.MIN_PROBE_BATCHES if probe else 1, int(seconds / per_row) // B)
+            batches = _threads.piece_batches(per_row * B, probe)
             stop = min(M, pos + B * batches)
             start = time.perf_counter()
             with _threads.running_on(threads):
@@ -470,6 +478,12 @@ class Trainer:
                 self.x_bufs, self.y_buf, self.unit_act, self.unit_delta, self.out_parts,
                 self.out_buf, self.theta_packs, self.grad_packs, self.state_1_packs,
                 self.state_2_packs, *optimizer_args)
+        elif self.split == "columns":
+            loss_sum, n_correct, n_seen = train_columns.train_epoch_columns(
+                X, Y, order, self.batch_size, theta, self.grad[0], net.sizes, net.w_off,
+                net.b_off, net.hidden_act, net.out_act, self.x_bufs, self.y_buf,
+                self.act_buf[0], self.delta_buf[0], self.a_off, self.out_parts,
+                *optimizer_args)
         elif self.split == "rows":
             loss_sum, n_correct, n_seen = train.train_epoch_parallel(
                 X, Y, order, self.batch_size, theta, self.grad, net.sizes, net.w_off,
@@ -481,6 +495,12 @@ class Trainer:
                 net.b_off, net.hidden_act, net.out_act, self.x_buf, self.y_buf,
                 self.act_buf[0], self.delta_buf[0], self.a_off, *optimizer_args)
         return float(loss_sum), int(n_correct), int(n_seen)
+
+
+def _columns_pay(sizes, lanes):
+    """Whether every hidden layer is wide enough for the column split (``train_columns``)."""
+    hidden = sizes[1:-1]
+    return len(hidden) > 0 and min(hidden) >= _config.COLUMN_SPLIT_MIN_UNITS * lanes
 
 
 @contextlib.contextmanager

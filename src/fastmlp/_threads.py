@@ -19,6 +19,7 @@ it is) when the user chose one: ``NUMBA_NUM_THREADS`` in the environment,
 """
 
 import contextlib
+import math
 import os
 import time
 
@@ -77,6 +78,21 @@ def running_on(threads):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def piece_batches(seconds_per_batch, probe):
+    """How many batches the next piece runs: a probe's or a whole piece's worth of time.
+
+    A probe is ``PROBE_FRACTION`` of a piece and at least ``MIN_PROBE_BATCHES`` batches, so a
+    piece is at least ``MIN_PROBE_BATCHES / PROBE_FRACTION`` batches: where one batch takes
+    longer than a piece (wide layers), the probes still cost a quarter of a piece at most.
+    (With pieces of one batch, a probe of four on a count twice as slow cost 8-15% of a wide
+    network's float64 epoch, measured against a fixed count.)
+    """
+    batches = max(1, int(PIECE_SECONDS / seconds_per_batch))
+    if probe:
+        return max(MIN_PROBE_BATCHES, int(batches * PROBE_FRACTION))
+    return max(batches, math.ceil(MIN_PROBE_BATCHES / PROBE_FRACTION))
 
 
 def new_governor(lanes):

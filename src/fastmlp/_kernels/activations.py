@@ -60,25 +60,34 @@ def bias_activation(z, b, act):
     act : int
         IDENTITY, LOGISTIC, TANH or RELU.
     """
-    n, m = z.shape
+    bias_activation_columns(z, b, act, 0, z.shape[1])
+
+
+@jit
+def bias_activation_columns(z, b, act, c0, c1):
+    """:func:`bias_activation` of columns ``c0 .. c1 - 1`` of ``z`` only (``b`` is the whole bias).
+
+    Row by row, on 1-D slices indexed from 0: an index that may be negative (``c0 + j`` with
+    ``c0`` unknown) keeps Numba's wraparound test in the loop, which then does not vectorise
+    (measured: 6.2 ns an element against 1.2).
+    """
+    bs = b[c0:c1]
     zero = z.dtype.type(0)
     # One loop per activation, so the inner loop has no branch and vectorises.
-    if act == LOGISTIC:
-        for i in range(n):
-            for j in range(m):
-                z[i, j] = sigmoid1(z[i, j] + b[j])
-    elif act == TANH:
-        for i in range(n):
-            for j in range(m):
-                z[i, j] = np.tanh(z[i, j] + b[j])
-    elif act == RELU:
-        for i in range(n):
-            for j in range(m):
-                z[i, j] = max(z[i, j] + b[j], zero)
-    else:
-        for i in range(n):
-            for j in range(m):
-                z[i, j] = z[i, j] + b[j]
+    for i in range(z.shape[0]):
+        row = z[i, c0:c1]
+        if act == LOGISTIC:
+            for j in range(row.shape[0]):
+                row[j] = sigmoid1(row[j] + bs[j])
+        elif act == TANH:
+            for j in range(row.shape[0]):
+                row[j] = np.tanh(row[j] + bs[j])
+        elif act == RELU:
+            for j in range(row.shape[0]):
+                row[j] = max(row[j] + bs[j], zero)
+        else:
+            for j in range(row.shape[0]):
+                row[j] = row[j] + bs[j]
 
 
 @jit
@@ -94,19 +103,27 @@ def multiply_derivative(a, delta, act):
     act : int
         IDENTITY, LOGISTIC, TANH or RELU.
     """
-    n, m = a.shape
+    multiply_derivative_columns(a, delta, act, 0, a.shape[1])
+
+
+@jit
+def multiply_derivative_columns(a, delta, act, c0, c1):
+    """:func:`multiply_derivative` of columns ``c0 .. c1 - 1`` only.
+
+    Row by row, for the reason :func:`bias_activation_columns` gives.
+    """
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
-    if act == LOGISTIC:
-        for i in range(n):
-            for j in range(m):
-                delta[i, j] *= a[i, j] * (one - a[i, j])
-    elif act == TANH:
-        for i in range(n):
-            for j in range(m):
-                delta[i, j] *= one - a[i, j] * a[i, j]
-    elif act == RELU:
-        for i in range(n):
-            for j in range(m):
-                if a[i, j] == zero:
-                    delta[i, j] = zero
+    for i in range(a.shape[0]):
+        a_row = a[i, c0:c1]
+        d_row = delta[i, c0:c1]
+        if act == LOGISTIC:
+            for j in range(a_row.shape[0]):
+                d_row[j] *= a_row[j] * (one - a_row[j])
+        elif act == TANH:
+            for j in range(a_row.shape[0]):
+                d_row[j] *= one - a_row[j] * a_row[j]
+        elif act == RELU:
+            for j in range(a_row.shape[0]):
+                if a_row[j] == zero:
+                    d_row[j] = zero
