@@ -317,6 +317,86 @@ def test_unit_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch)
     np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL, atol=RTOL)
 
 
+def column_split_trainer(monkeypatch, net, batch_size, opt_name, **kw):
+    """A Trainer on the column-split kernel (``train_columns``) however small the network."""
+    from fastmlp import _config
+
+    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(_config, "UNIT_SPLIT_MAX_BATCH", 0)
+    monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 1)
+    trainer = Trainer(net, batch_size, opt_name, **kw)
+    if trainer.n_lanes < 2:
+        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
+    assert trainer.split == "columns"
+    return trainer
+
+
+#: Networks for the column split: one hidden layer; two, one of them narrower than some
+#: pools' lanes; three (a middle layer's BP2 and update in one region).
+COLUMN_NETS = {"1": (4, 7, 3), "2": (4, 7, 2, 3), "3": (5, 6, 9, 4, 3)}
+
+
+@pytest.mark.parametrize("l2", ["none", "both"])
+@pytest.mark.parametrize("hidden", ACTIVATIONS)
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("net_name", sorted(COLUMN_NETS))
+def test_column_split_epoch_matches_reference(rng, monkeypatch, net_name, optimizer, output,
+                                              hidden, l2):
+    """Every layer's units split over lanes (plain SGD without L2 fuses BP4 into the update).
+
+    7 and 9 units do not split evenly, 2 units leave a lane of some pools without any; 21
+    rows in batches of 5 leave a last batch of one row, fewer than the lanes that gather it.
+    """
+    n = 21
+    net, theta, X, Y = make_case(rng, output, hidden, sizes=COLUMN_NETS[net_name], n=n)
+    opt_name, settings = OPTIMIZERS[optimizer]
+    l2, per_sample = L2[l2]
+    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, l2=l2,
+                                   l2_per_sample=per_sample, **settings)
+    check_epochs(rng, net, theta, X, Y, optimizer, hidden, output, l2=l2,
+                 l2_per_sample=per_sample, trainer=trainer)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_column_split_float32_agrees_with_float64(rng, monkeypatch, optimizer):
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(6, 9, 8, 4),
+                                 dtype=np.float32)
+    opt_name, settings = OPTIMIZERS[optimizer]
+    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
+    Ws, bs = reference_params(net, theta)
+    ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
+    theta0 = theta.copy()
+    for order in orders_for(rng, 2):
+        loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
+        ref_loss, _ = ref.epoch(Ws, bs, X, Y, order, BATCH, ref_opt, "sigmoid", "softmax")
+        assert theta.dtype == np.float32 and n_seen == N
+        assert loss_sum == pytest.approx(ref_loss, rel=F32_RTOL)
+        np.testing.assert_allclose(theta, flat(Ws + bs), rtol=0, atol=F32_ATOL)
+    assert np.abs(theta - theta0).max() > 100 * F32_ATOL
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov"])
+@pytest.mark.parametrize("bad_batch", [0, 2, 4])
+def test_column_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch, optimizer):
+    """A batch whose cost is not finite stops the epoch with every earlier update done and
+    its own not, in the fused plain-SGD path and in the optimizer's."""
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(4, 7, 6, 3))
+    X = X.copy()
+    order = rng.permutation(N)
+    X[order[bad_batch * BATCH + 2]] = np.inf
+    seen = bad_batch * BATCH
+    opt_name, settings = OPTIMIZERS[optimizer]
+    Ws, bs = reference_params(net, theta)
+    ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
+    ref.epoch(Ws, bs, X, Y, order[:seen], BATCH, ref_opt, "sigmoid", "softmax")
+    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
+    loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
+    assert n_seen == seen
+    assert not np.isfinite(loss_sum)
+    np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL, atol=RTOL)
+
+
 def test_unit_split_is_used_for_small_batches_of_one_hidden_layer():
     """The engine's choice of kernel, by shape (on a pool of at least two threads)."""
     net = Network([784, 100, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
@@ -328,6 +408,27 @@ def test_unit_split_is_used_for_small_batches_of_one_hidden_layer():
     assert Trainer(deep, 32, "sgd", learning_rate=0.1).split == "rows"
     narrow = Network([784, 8, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
     assert Trainer(narrow, 64, "sgd", learning_rate=0.1).split == "rows"
+
+
+def test_column_split_is_used_for_wide_hidden_layers():
+    """Every hidden layer of at least ``COLUMN_SPLIT_MIN_UNITS`` units per lane: columns,
+    whatever the batch (one hidden layer keeps the unit split at small batches)."""
+    from fastmlp import _config
+
+    probe = Trainer(Network([784, 100, 10], hidden_code("sigmoid"), SOFTMAX, np.float32), 32,
+                    "sgd", learning_rate=0.1)
+    if probe.n_lanes < 2:
+        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
+    wide = _config.COLUMN_SPLIT_MIN_UNITS * probe.n_lanes
+    for hidden in ([wide, wide], [2 * wide, wide, wide]):
+        net = Network([784, *hidden, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+        for batch in (16, 256):
+            assert Trainer(net, batch, "adam", learning_rate=0.1).split == "columns"
+    one = Network([784, wide, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+    assert Trainer(one, 32, "sgd", learning_rate=0.1).split == "units"
+    assert Trainer(one, 256, "sgd", learning_rate=0.1).split == "columns"
+    one_narrow = Network([784, wide, wide - 1, 10], hidden_code("sigmoid"), SOFTMAX, np.float32)
+    assert Trainer(one_narrow, 256, "sgd", learning_rate=0.1).split == "rows"
 
 
 # -- float32 -------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastmlp._engine as engine
-from fastmlp import DivergenceError, MLPClassifier, Model, Preprocessing
+from fastmlp import DivergenceError, MLPClassifier, Model, Preprocessing, _config
 from fastmlp._kernels.activations import LOGISTIC, SOFTMAX
 from fastmlp.datasets import load_digits
 
@@ -1047,12 +1047,16 @@ def test_joblib_workers_predict_like_the_parent(big, clf_and_data, tmp_path):
 
 
 # -- reproducibility ----------------------------------------------------------------------------
-@pytest.mark.parametrize("split,batch_size", [("rows", 200), ("units", 32)])
+@pytest.mark.parametrize("split,batch_size", [("rows", 200), ("units", 32), ("columns", 200)])
 @pytest.mark.parametrize("optimizer,extra", [("sgd", {}), ("sgd", {"momentum": 0.9}),
                                              ("adam", {})])
 def test_same_seed_is_bit_identical_on_one_and_two_threads(optimizer, extra, split, batch_size):
     X, y = fashion_like(2000, seed=4)
-    net = engine.Network([784, 100, 10], LOGISTIC, SOFTMAX, np.float32)
+    sizes = [784, 100, 10]
+    if split == "columns":  # hidden layers wide enough for every lane of this pool
+        wide = _config.COLUMN_SPLIT_MIN_UNITS * engine.parallel_lanes()
+        sizes = [784, wide, wide, 10]
+    net = engine.Network(sizes, LOGISTIC, SOFTMAX, np.float32)
     trainer = engine.Trainer(net, batch_size, optimizer, learning_rate=0.1)
     if trainer.n_lanes < 2:
         pytest.skip("Numba's pool has one thread (or FASTMLP_PARALLEL=0): no parallel epoch")
@@ -1065,7 +1069,7 @@ def test_same_seed_is_bit_identical_on_one_and_two_threads(optimizer, extra, spl
     try:
         for threads in (1, 2, 2, 1):
             numba.set_num_threads(threads)
-            model = Model([784, 100, 10], seed=5)
+            model = Model(sizes, seed=5)
             model.fit(X, y, **fit)
             runs.setdefault(threads, []).append((params(model), model.predict_proba(X)))
     finally:

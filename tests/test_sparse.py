@@ -31,6 +31,7 @@ SHAPES = {
     "none": ((16,), 32),  # 32 * 1184 multiply-adds a batch: too few to split
     "rows": ((48, 24), 200),  # two hidden layers: split by rows
     "units": ((100,), 64),  # one hidden layer of >= 64 units, batch <= 64: split by units
+    "columns": ((256, 256), 100),  # hidden layers of >= 256 units: every layer's units split
 }
 
 

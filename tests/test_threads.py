@@ -134,13 +134,24 @@ class Flipping(ThreadGovernor):
         return self.counts[self.k % len(self.counts)], self.k % 3 == 0
 
     def seconds_per_row(self, threads):
-        return 1.0  # with PIECE_SECONDS tiny: one batch per piece
+        return 1.0  # with PIECE_SECONDS tiny: the fewest batches a piece may have
 
 
-def epoch_result(monkeypatch, adapt, split_batch, optimizer, out_act, dtype):
+def test_a_probe_costs_at_most_a_quarter_of_a_piece():
+    """Batches longer than a piece (wide layers) still get pieces of four probes' length."""
+    per_piece = _threads.PIECE_SECONDS
+    small = per_piece / 1024  # many batches a piece
+    assert _threads.piece_batches(small, False) == 1024
+    assert _threads.piece_batches(small, True) == 256
+    for wide in (per_piece, 3 * per_piece):  # a batch as long as a piece, or longer
+        probe = _threads.piece_batches(wide, True)
+        assert probe == _threads.MIN_PROBE_BATCHES
+        assert _threads.piece_batches(wide, False) * _threads.PROBE_FRACTION >= probe
+
+
+def epoch_result(monkeypatch, adapt, split_batch, optimizer, out_act, dtype, sizes=(30, 64, 3)):
     monkeypatch.setattr(_config, "ADAPT_THREADS", adapt)
     rng = np.random.default_rng(1)
-    sizes = (30, 64, 3)
     net = Network(sizes, hidden_code("tanh"), out_act, dtype)
     X = rng.random((500, sizes[0])).astype(dtype)
     if out_act == SOFTMAX:
@@ -163,15 +174,19 @@ def epoch_result(monkeypatch, adapt, split_batch, optimizer, out_act, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("out_act", [SOFTMAX, IDENTITY], ids=["softmax", "identity"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("batch_size,split", [(32, "units"), (128, "rows")])
+@pytest.mark.parametrize("batch_size,split,sizes", [(32, "units", (30, 64, 3)),
+                                                    (128, "rows", (30, 64, 3)),
+                                                    (64, "columns", (30, 64, 40, 3))])
 def test_an_epoch_in_pieces_on_any_threads_is_one_call_bit_for_bit(
-        monkeypatch, batch_size, split, optimizer, out_act, dtype):
+        monkeypatch, batch_size, split, sizes, optimizer, out_act, dtype):
     monkeypatch.setattr(_threads, "PIECE_SECONDS", 1e-9)
+    monkeypatch.setattr(_threads, "MIN_PROBE_BATCHES", 1)  # probes of 1 batch, pieces of 4
     monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 1)
+    monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 16 if split == "columns" else 1 << 30)
     got_split, got_theta, got_losses = epoch_result(monkeypatch, True, batch_size, optimizer,
-                                                    out_act, dtype)
+                                                    out_act, dtype, sizes)
     ref_split, ref_theta, ref_losses = epoch_result(monkeypatch, False, batch_size, optimizer,
-                                                    out_act, dtype)
+                                                    out_act, dtype, sizes)
     assert got_split == ref_split == split
     assert got_losses == ref_losses  # cost sums too: the pieces continue one running sum
     np.testing.assert_array_equal(got_theta, ref_theta)

@@ -5,8 +5,8 @@ caches what it compiled on disk (see :mod:`fastmlp._config`). A fresh environmen
 install, a container image, a CI job, a new Dask worker) therefore pays the compile time in its
 first calls. :func:`compile_all` pays it up front, by making the calls: tiny fits and
 predictions through the public API, in both dtypes, down every path the engine can take (each
-optimizer, dense and sparse input, sample weights, L-BFGS, the row and unit splits over the
-threads and the parallel predictions, where this machine has threads for them). Since the
+optimizer, dense and sparse input, sample weights, L-BFGS, the row, unit and column splits over
+the threads and the parallel predictions, where this machine has threads for them). Since the
 calls are the ones users make, the kernels compiled are exactly the specialisations their own
 calls will look up. The tasks run in worker processes, which share the cache folder.
 
@@ -38,7 +38,7 @@ TASKS = (
     ("MLPClassifier: sgd, adam, lbfgs, weights, outputs", "_classifier_task"),
     ("MLPRegressor: sgd, adam, lbfgs, both losses, outputs", "_regressor_task"),
     ("sparse input", "_sparse_task"),
-    ("threads: row and unit splits, parallel predict and loss", "_parallel_task"),
+    ("threads: row, unit and column splits, parallel predict and loss", "_parallel_task"),
 )
 DTYPES = ("float32", "float64")
 
@@ -182,14 +182,17 @@ def _sparse_task(dtype):
 def _parallel_task(dtype):
     import scipy.sparse as sp
 
-    from fastmlp import MLPClassifier, Model
+    from fastmlp import MLPClassifier, Model, _config
     from fastmlp._engine import parallel_lanes
 
     if parallel_lanes() < 2:
         return "skipped: one thread here (FASTMLP_PARALLEL=0, one CPU or no fast threading layer)"
     X, y = _data(dtype, n=2000, n_in=64)
-    # rows split: two hidden layers, batch 200; units split: one hidden layer of 128, batch 64
-    for sizes, batch in (([64, 64, 32, 10], 200), ([64, 128, 10], 64)):
+    # rows split: two hidden layers, batch 200; units split: one hidden layer of 128, batch 64;
+    # column split: two hidden layers wide enough for every lane
+    wide = _config.COLUMN_SPLIT_MIN_UNITS * parallel_lanes()
+    for sizes, batch in (([64, 64, 32, 10], 200), ([64, 128, 10], 64),
+                         ([64, wide, wide, 10], 64)):
         for options in (dict(learning_rate=0.1), dict(learning_rate=0.1, momentum=0.9),
                         dict(learning_rate=0.1, momentum=0.9, nesterov=True),
                         dict(learning_rate=0.1, l2=1e-3),
