@@ -11,9 +11,12 @@ Every training benchmark times ONE EPOCH of mini-batch training, as each library
 * PyTorch (CPU): ``nn.Sequential(Linear, Sigmoid, ..., Linear)``, ``CrossEntropyLoss``,
   ``optim.SGD``/``optim.Adam``, one pass over ``torch.randperm`` in index batches, tensors in
   the workload's dtype.
+* numpy's products (the bound, not a competitor): the epoch's forward, BP4 and BP2 matrix
+  products alone, ``np.dot`` batch by batch on the same rows (:func:`products_epoch`).
 
 Threads: numba gets ``threads`` (``numba.set_num_threads``; the engine holds BLAS to one
-thread itself), scikit-learn's BLAS and PyTorch get ``N_THREADS``, numba's default count.
+thread itself), scikit-learn's BLAS and PyTorch get ``N_THREADS``, numba's default count;
+the products rows hold numpy's BLAS to ``threads`` (``threadpoolctl``).
 
 Processes: scikit-learn and PyTorch rows run in a worker process of their own (one per library,
 spawned once per session, see :class:`Worker`), as their users run them: the benchmark process
@@ -419,6 +422,76 @@ def engine_parallel_width():
 
     fn = getattr(_engine, "parallel_lanes", None) or _engine.parallel_threads
     return fn()
+
+
+def products_epoch(workload, X, seed=0):
+    """Build one epoch's matrix products alone, numpy's BLAS batch by batch: the bound beside
+    fastmlp's epoch.
+
+    For each batch of ``n`` consecutive rows of ``X`` (the workload's batch size, the last batch
+    short) and each weight layer ``l`` (``W_l`` of shape ``(s_l, s_{l+1})``): the forward
+    product ``a_l @ W_l``, then, from the output layer down, BP4 ``a_l.T @ delta_{l+1}`` and,
+    for ``l >= 1``, BP2 ``delta_{l+1} @ W_l.T`` (none into the input layer). Every product is
+    ``np.dot`` into a preallocated array (nothing is allocated in the loop but the views of
+    the batch); ``a_0`` is the batch of ``X``, ``a_l`` for ``l >= 1`` the forward product
+    before it (no activation: only the products are timed), the output layer's delta is random
+    and fixed, and each BP2 writes the delta the next BP4 reads. The weights are random and
+    fixed (scaled by ``1 / sqrt(s_l)``, so no value grows or turns denormal). The caller holds
+    numpy's BLAS to the row's threads (``threadpoolctl``); numba plays no part.
+
+    Returns ``(epoch, info)`` as the other builders: ``epoch(rows=None)`` runs the products of
+    an epoch over the first ``rows`` rows (all by default). ``info["products_flops"]`` is the
+    FLOPs (2 per multiply-add) of the products of a whole epoch over ``X``, counted by running
+    the loop once with a ``dot`` that adds up its products' shapes instead of computing them.
+    """
+    sizes = workload.layer_sizes
+    dtype = np.dtype(workload.dtype)
+    bs = workload.batch_size
+    n_layers = len(sizes) - 1
+    if X.dtype != dtype or not X.flags.c_contiguous:
+        raise ValueError(f"X must be C-contiguous {dtype}")
+    rng = np.random.default_rng(seed)
+    W = [(rng.standard_normal((a, b)) / math.sqrt(a)).astype(dtype)
+         for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    WT = [w.T for w in W]
+    grads = [np.empty_like(w) for w in W]
+    acts = [None] + [np.empty((bs, s), dtype=dtype) for s in sizes[1:]]  # a_l, l >= 1
+    deltas = [None] + [np.empty((bs, s), dtype=dtype) for s in sizes[1:]]  # delta_l, l >= 1
+    deltas[-1][:] = rng.standard_normal(deltas[-1].shape) / sizes[-1]
+    for d in deltas[1:-1]:  # overwritten by BP2 in every batch
+        d[:] = 0
+
+    @functools.cache
+    def views(m):
+        """Return the buffers' first ``m`` rows: ``a``, ``a.T`` and ``delta`` per layer."""
+        a = [None] + [x[:m] for x in acts[1:]]
+        return a, [None] + [x.T for x in a[1:]], [None] + [x[:m] for x in deltas[1:]]
+
+    def batch(x, dot=np.dot):
+        a, aT, d = views(x.shape[0])
+        dot(x, W[0], out=a[1])
+        for i in range(1, n_layers):
+            dot(a[i], W[i], out=a[i + 1])
+        for i in range(n_layers - 1, 0, -1):
+            dot(aT[i], d[i + 1], out=grads[i])  # BP4
+            dot(d[i + 1], WT[i], out=d[i])  # BP2
+        dot(x.T, d[1], out=grads[0])  # BP4 of the first layer, no BP2 into the input
+
+    def epoch(rows=None, dot=np.dot):
+        n = X.shape[0] if rows is None else rows
+        for start in range(0, n, bs):
+            batch(X[start : min(start + bs, n)], dot)
+
+    flops = [0]
+
+    def count(A, B, out):
+        """Add the FLOPs of ``A @ B`` instead of computing it (checking the shapes)."""
+        if A.shape[1] != B.shape[0] or out.shape != (A.shape[0], B.shape[1]):
+            raise ValueError(f"{A.shape} @ {B.shape} into {out.shape}")
+        flops[0] += 2 * A.shape[0] * A.shape[1] * B.shape[1]
+
+    epoch(dot=count)
+    return (lambda rows=None: epoch(rows)), {"products_flops": flops[0], "blas": "numpy.dot"}
 
 
 EPOCH_BUILDERS = {"fastmlp": fastmlp_epoch, "sklearn": sklearn_epoch, "torch": torch_epoch}

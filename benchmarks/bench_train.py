@@ -13,10 +13,16 @@ threads (``numba.set_num_threads``; the engine splits a batch into as many lanes
 has threads, whatever that setting) and once with the serial kernel forced ("fastmlp-serial").
 ``extra_info["flops"]`` holds the epoch's FLOPs, so the summary can give GFLOP/s and the
 fraction of the measured GEMM peak (``bench_gemm.py``).
+
+The "products" rows (``products-t1``, ``products-t2``, ...: one per fastmlp thread count) time
+the matrix products of the same epoch alone, by numpy, batch by batch on the same rows and
+batch size, numpy's BLAS held to the row's threads (``_benchlib.products_epoch``): the summary
+sets fastmlp's epoch at t threads beside them ("vs the BLAS's products tT").
 """
 
 import _benchlib as bl
 import pytest
+from threadpoolctl import threadpool_limits
 
 CASES = (
     [pytest.param("fastmlp", t, "auto", id=f"fastmlp-t{t}") for t in bl.THREAD_COUNTS]
@@ -24,6 +30,8 @@ CASES = (
     + [pytest.param("fastmlp", 1, "serial", id="fastmlp-serial")]
     + [pytest.param("sklearn", bl.N_THREADS, "auto", id=f"sklearn-t{bl.N_THREADS}"),
        pytest.param("torch", bl.N_THREADS, "auto", id=f"torch-t{bl.N_THREADS}")]
+    # the bound: numpy's BLAS on the epoch's products alone, at each fastmlp thread count
+    + [pytest.param("products", t, "auto", id=f"products-t{t}") for t in bl.THREAD_COUNTS]
 )
 
 
@@ -40,6 +48,16 @@ def test_train_epoch(benchmark, workload, impl, threads, kernel):
     )
     if kernel != "auto":
         benchmark.extra_info["kernel"] = kernel
+    if impl == "products":
+        epoch, info = bl.products_epoch(workload, X)
+        # the loop multiplies exactly the FLOPs the GFLOP/s column counts for an epoch
+        assert info["products_flops"] == benchmark.extra_info["flops"]
+        benchmark.extra_info.update(info)
+        with threadpool_limits(threads, user_api="blas"):
+            estimate = bl.time_epochs(benchmark, epoch, X.shape[0], workload.batch_size)
+        if estimate is not None:
+            benchmark.extra_info["estimated_s"] = estimate
+        return
     with bl.numba_threads(threads):
         if impl == "fastmlp":
             epoch, info = bl.fastmlp_epoch(workload, X, y, kernel=kernel)

@@ -29,6 +29,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 IMPL_ORDER = ("fastmlp", "sklearn", "torch")
+#: Training rows that are a bound, not an implementation (``bench_train.py``'s "products" rows:
+#: numpy's BLAS on the epoch's matrix products alone): their own columns, never 'vs X'.
+BOUNDS = ("products",)
 
 
 @dataclass
@@ -135,13 +138,25 @@ def _fastmlp_threads(rows):
     return sorted({t for r in rows for (impl, t) in r["times"] if impl == "fastmlp"})
 
 
+def _other_times(row):
+    """``{impl: s}`` of the implementations other than fastmlp (the bounds left out)."""
+    return {impl: s for (impl, _), s in row["times"].items()
+            if impl != "fastmlp" and impl not in BOUNDS}
+
+
+def _bound_times(row, bound="products"):
+    """``{threads: s}`` of a bound's rows (e.g. numpy's products of the epoch)."""
+    return {t: s for (impl, t), s in row["times"].items() if impl == bound}
+
+
 def speedups(row):
-    """fastmlp's (at its highest thread count) speed-up over sklearn and torch, or None."""
+    """Return fastmlp's time (its highest thread count) and its speed-up over sklearn and
+    torch (None where missing); the bounds (``BOUNDS``) are not implementations."""
     fm = [(t, s) for (impl, t), s in row["times"].items() if impl == "fastmlp"]
     if not fm:
         return None, None, None
     t_fm = max(fm)[1]
-    other = {impl: s for (impl, _), s in row["times"].items() if impl != "fastmlp"}
+    other = _other_times(row)
     ratio = {impl: (other[impl] / t_fm if impl in other else None) for impl in ("sklearn",
                                                                                  "torch")}
     return t_fm, ratio["sklearn"], ratio["torch"]
@@ -154,8 +169,7 @@ def comparison_table(benchmarks, kind, stat="min"):
     unit = "s/epoch" if kind == "train" else "s/call"
     threads = _fastmlp_threads(rows)
     peaks = gemm_peaks(benchmarks, stat)
-    others = sorted({impl for r in rows for (impl, _) in r["times"] if impl != "fastmlp"},
-                    key=IMPL_ORDER.index)
+    others = sorted({impl for r in rows for impl in _other_times(r)}, key=IMPL_ORDER.index)
     serial = any("serial" in r for r in rows)
     headers = (["workload"] + [f"fastmlp {t}T {unit}" for t in threads]
                + (["fastmlp serial kernel"] if serial else [])
@@ -167,6 +181,12 @@ def comparison_table(benchmarks, kind, stat="min"):
     with_products = any(products_seconds(r, products) for r in rows)
     if with_products:
         headers += ["numpy's products s/call", "vs numpy's products"]
+    # training: numpy's products of the same epoch, timed by bench_train.py's "products" rows
+    bound_threads = (sorted({t for r in rows for t in _bound_times(r)}) if kind == "train"
+                     else [])
+    if bound_threads:
+        headers += [f"numpy's products {bound_threads[-1]}T {unit}"]
+        headers += [f"vs the BLAS's products {t}T" for t in threads]
     table = Table(
         title=("Training: one epoch" if kind == "train" else "predict_proba, 10000 rows"),
         headers=headers)
@@ -179,7 +199,7 @@ def comparison_table(benchmarks, kind, stat="min"):
         if kind == "train":
             top = max(r["engine_lanes"], default=None)
             cells.append(str(r["engine_lanes"].get(top, "-")))
-        other_t = {impl: s for (impl, _), s in r["times"].items() if impl != "fastmlp"}
+        other_t = _other_times(r)
         cells += [_fmt_s(other_t.get(impl)) for impl in others]
         cells += [_fmt_x(other_t[impl] / t_fm if (impl in other_t and t_fm) else None)
                   for impl in others]
@@ -192,6 +212,12 @@ def comparison_table(benchmarks, kind, stat="min"):
         if with_products:
             bound = products_seconds(r, products)
             cells += [_fmt_s(bound), _fmt_x(bound / t_fm if (bound and t_fm) else None)]
+        if bound_threads:
+            bound = _bound_times(r)
+            cells.append(_fmt_s(bound.get(bound_threads[-1])))
+            for t in threads:
+                fm_t = r["times"].get(("fastmlp", t))
+                cells.append(_fmt_x(bound[t] / fm_t if (t in bound and fm_t) else None))
         table.rows.append(cells)
     top = threads[-1] if threads else None
     table.notes.append(
@@ -212,6 +238,16 @@ def comparison_table(benchmarks, kind, stat="min"):
                            "N x n_in x n_out product per layer; bench_gemm.py); 'vs' above "
                            "1: fastmlp's whole call (products, biases, activations, softmax) "
                            "took less.")
+    if bound_threads:
+        table.notes.append(
+            "'numpy's products': one epoch's matrix products alone -- for every batch (the "
+            "same rows and batch size, the last batch short) the forward a_l @ W_l, BP4 "
+            "a_l.T @ delta_{l+1} and BP2 delta_{l+1} @ W_l.T (none into the input) -- timed "
+            "batch by batch by numpy (np.dot from Python into preallocated arrays; bench_train's "
+            "products rows) with its BLAS on the same threads, in the same run; same FLOPs as "
+            "the GFLOP/s column. 'vs the BLAS's products tT' = the products' time on t threads "
+            "/ fastmlp's epoch on t threads: above 1, fastmlp's whole epoch (products, biases, "
+            "activations, loss, update) took less than the products alone.")
     if kind == "train":
         table.notes.append("'engine lanes': the row slices the engine split each batch into "
                            "(1 = the serial kernel; PARALLEL_MIN_FLOPS decides), each run on "
