@@ -325,10 +325,23 @@ def run_shell(block, folder, env, not_run, hidden=frozenset()):
 # -- running Python blocks -----------------------------------------------------------------------
 #: Put first on ``PYTHONPATH`` for every process of a page: hides the extras the page lacks.
 SITECUSTOMIZE = """\
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 
 HIDDEN = set(filter(None, os.environ.get("FASTMLP_DOCS_TEST_HIDE", "").split(",")))
+
+
+class Absent(importlib.abc.Loader):
+    # Importing the module fails as in an environment without it. Failing here, not in
+    # find_spec, leaves importlib.util.find_spec working for code that only asks (PyTorch,
+    # which `fastmlp bench` runs when it is installed, asks for pandas and others at import).
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name)
+
+    def exec_module(self, module):
+        pass
 
 
 class HideExtras:
@@ -337,7 +350,7 @@ class HideExtras:
     @staticmethod
     def find_spec(name, path=None, target=None):
         if name.partition(".")[0] in HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return importlib.machinery.ModuleSpec(name, Absent())
         return None
 
 
