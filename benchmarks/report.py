@@ -249,9 +249,10 @@ def comparison_table(benchmarks, kind, stat="min"):
             "/ fastmlp's epoch on t threads: above 1, fastmlp's whole epoch (products, biases, "
             "activations, loss, update) took less than the products alone.")
     if kind == "train":
-        table.notes.append("'engine lanes': the row slices the engine split each batch into "
-                           "(1 = the serial kernel; PARALLEL_MIN_FLOPS decides), each run on "
-                           "one of numba's threads.")
+        table.notes.append("'engine lanes': the parts the engine split each batch into, each "
+                           "run on one of numba's threads: its rows, or its hidden units (one "
+                           "hidden layer at small batches; every layer's, for wide layers); "
+                           "1 = the serial kernel (PARALLEL_MIN_FLOPS decides).")
     return table
 
 

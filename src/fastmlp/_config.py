@@ -141,10 +141,10 @@ UNIT_SPLIT_MIN_UNITS = 32
 #: A network whose every hidden layer has at least this many units per lane splits every
 #: layer's units over the lanes (``_kernels/train_columns.py``) rather than the batch's rows
 #: (one hidden layer at batches up to ``UNIT_SPLIT_MAX_BATCH`` keeps ``train_units``).
-#: Measured on 2 lanes (784 inputs, min of 4-5 epochs, time per batch, columns/rows; the grid
-#: and its numbers are in docs/benchmarks.md): with 256 units a layer the columns win at batch
-#: 32-128 by 3-19% in both dtypes and tie at 256; with 1024 and 2048 they win by 5-46%; with
-#: 100 units a layer they lose by 3-40% from batch 128 up, their products too thin.
+#: Measured on 2 lanes (784 inputs, SGD, both dtypes, time a batch, columns/rows; the grid is
+#: in docs/benchmarks.md): with 256 units a layer 0.81-1.01 at batches 32-256, with 512-1024
+#: units 0.54-1.00; with 100 units 0.90-1.05 up to batch 64 and 1.10-1.42 from 128, their
+#: products too thin.
 COLUMN_SPLIT_MIN_UNITS = int(os.environ.get("FASTMLP_COLUMN_SPLIT_MIN_UNITS", 128))
 
 #: The float dtypes the engine is compiled for.
