@@ -247,123 +247,64 @@ def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output, l
                  l2_per_sample=per_sample, trainer=trainer)
 
 
-def unit_split_trainer(monkeypatch, net, batch_size, opt_name, **kw):
-    """A Trainer on the unit-split kernel (``train_units``) however small the network."""
+def lane_split_trainer(monkeypatch, split, net, batch_size, opt_name, **kw):
+    """A Trainer on the unit-split (``train_units``) or column-split (``train_columns``)
+    kernel, however small the network."""
     from fastmlp import _config
 
     monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0)
-    monkeypatch.setattr(_config, "UNIT_SPLIT_MIN_UNITS", 1)
+    if split == "units":
+        monkeypatch.setattr(_config, "UNIT_SPLIT_MIN_UNITS", 1)
+    else:
+        monkeypatch.setattr(_config, "UNIT_SPLIT_MAX_BATCH", 0)
+        monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 1)
     trainer = Trainer(net, batch_size, opt_name, **kw)
     if trainer.n_lanes < 2:
         pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
-    assert trainer.split == "units"
+    assert trainer.split == split
     return trainer
+
+
+#: (split, layer sizes) of the lane splits' reference tests: the unit split's one hidden
+#: layer; the column split's one, two (one narrower than some pools' lanes) and three (a
+#: middle layer's BP2 and update in one region).
+LANE_NETS = {"units": ("units", (4, 7, 3)), "columns-1": ("columns", (4, 7, 3)),
+             "columns-2": ("columns", (4, 7, 2, 3)), "columns-3": ("columns", (5, 6, 9, 4, 3))}
 
 
 @pytest.mark.parametrize("l2", ["none", "both"])
 @pytest.mark.parametrize("hidden", ACTIVATIONS)
 @pytest.mark.parametrize("output", ["softmax", "logistic"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_unit_split_epoch_matches_reference(rng, monkeypatch, optimizer, output, hidden, l2):
-    """The hidden units split over lanes (plain SGD without L2 fuses BP4 into the update).
+@pytest.mark.parametrize("case", sorted(LANE_NETS))
+def test_lane_split_epoch_matches_reference(rng, monkeypatch, case, optimizer, output, hidden,
+                                            l2):
+    """Hidden units split over lanes (plain SGD without L2 fuses BP4 into the update).
 
-    7 hidden units do not split evenly; 21 rows in batches of 5 leave a last batch of one row,
-    fewer than the lanes that gather it.
+    7 and 9 units do not split evenly, 2 units leave a lane of some pools without any; 21
+    rows in batches of 5 leave a last batch of one row, fewer than the lanes that gather it.
     """
-    n = 21
-    net, theta, X, Y = make_case(rng, output, hidden, sizes=(4, 7, 3), n=n)
+    split, sizes = LANE_NETS[case]
+    net, theta, X, Y = make_case(rng, output, hidden, sizes=sizes, n=21)
     opt_name, settings = OPTIMIZERS[optimizer]
     l2, per_sample = L2[l2]
-    trainer = unit_split_trainer(monkeypatch, net, BATCH, opt_name, l2=l2,
+    trainer = lane_split_trainer(monkeypatch, split, net, BATCH, opt_name, l2=l2,
                                  l2_per_sample=per_sample, **settings)
     check_epochs(rng, net, theta, X, Y, optimizer, hidden, output, l2=l2,
                  l2_per_sample=per_sample, trainer=trainer)
 
 
+#: A small network for each lane split (two hidden layers for the columns).
+LANE_SPLITS = {"units": (6, 9, 4), "columns": (6, 9, 8, 4)}
+
+
+@pytest.mark.parametrize("split", sorted(LANE_SPLITS))
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_unit_split_float32_agrees_with_float64(rng, monkeypatch, optimizer):
-    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(6, 9, 4), dtype=np.float32)
-    opt_name, settings = OPTIMIZERS[optimizer]
-    trainer = unit_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
-    Ws, bs = reference_params(net, theta)
-    ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
-    theta0 = theta.copy()
-    for order in orders_for(rng, 2):
-        loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
-        ref_loss, _ = ref.epoch(Ws, bs, X, Y, order, BATCH, ref_opt, "sigmoid", "softmax")
-        assert theta.dtype == np.float32 and n_seen == N
-        assert loss_sum == pytest.approx(ref_loss, rel=F32_RTOL)
-        np.testing.assert_allclose(theta, flat(Ws + bs), rtol=0, atol=F32_ATOL)
-    assert np.abs(theta - theta0).max() > 100 * F32_ATOL
-
-
-@pytest.mark.parametrize("bad_batch", [0, 2, 4])
-def test_unit_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch):
-    """Batch b's update runs in the parallel region after its cost is known: a batch whose
-    cost is not finite must stop the epoch with every earlier update done and its own not."""
-    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(4, 7, 3))
-    X = X.copy()
-    order = rng.permutation(N)
-    X[order[bad_batch * BATCH + 2]] = np.inf
-    seen = bad_batch * BATCH
-    Ws, bs = reference_params(net, theta)
-    ref_opt = ref.make_optimizer("sgd", Ws, bs, learning_rate=0.3, momentum=0.9, nesterov=True)
-    ref.epoch(Ws, bs, X, Y, order[:seen], BATCH, ref_opt, "sigmoid", "softmax", 0.01)
-    trainer = unit_split_trainer(monkeypatch, net, BATCH, "sgd", learning_rate=0.3,
-                                 momentum=0.9, nesterov=True, l2=0.01)
-    loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
-    assert n_seen == seen
-    assert not np.isfinite(loss_sum)
-    np.testing.assert_allclose(theta, flat(Ws + bs), rtol=RTOL, atol=RTOL)
-
-
-def column_split_trainer(monkeypatch, net, batch_size, opt_name, **kw):
-    """A Trainer on the column-split kernel (``train_columns``) however small the network."""
-    from fastmlp import _config
-
-    monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0)
-    monkeypatch.setattr(_config, "UNIT_SPLIT_MAX_BATCH", 0)
-    monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 1)
-    trainer = Trainer(net, batch_size, opt_name, **kw)
-    if trainer.n_lanes < 2:
-        pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
-    assert trainer.split == "columns"
-    return trainer
-
-
-#: Networks for the column split: one hidden layer; two, one of them narrower than some
-#: pools' lanes; three (a middle layer's BP2 and update in one region).
-COLUMN_NETS = {"1": (4, 7, 3), "2": (4, 7, 2, 3), "3": (5, 6, 9, 4, 3)}
-
-
-@pytest.mark.parametrize("l2", ["none", "both"])
-@pytest.mark.parametrize("hidden", ACTIVATIONS)
-@pytest.mark.parametrize("output", ["softmax", "logistic"])
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("net_name", sorted(COLUMN_NETS))
-def test_column_split_epoch_matches_reference(rng, monkeypatch, net_name, optimizer, output,
-                                              hidden, l2):
-    """Every layer's units split over lanes (plain SGD without L2 fuses BP4 into the update).
-
-    7 and 9 units do not split evenly, 2 units leave a lane of some pools without any; 21
-    rows in batches of 5 leave a last batch of one row, fewer than the lanes that gather it.
-    """
-    n = 21
-    net, theta, X, Y = make_case(rng, output, hidden, sizes=COLUMN_NETS[net_name], n=n)
-    opt_name, settings = OPTIMIZERS[optimizer]
-    l2, per_sample = L2[l2]
-    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, l2=l2,
-                                   l2_per_sample=per_sample, **settings)
-    check_epochs(rng, net, theta, X, Y, optimizer, hidden, output, l2=l2,
-                 l2_per_sample=per_sample, trainer=trainer)
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_column_split_float32_agrees_with_float64(rng, monkeypatch, optimizer):
-    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(6, 9, 8, 4),
+def test_lane_split_float32_agrees_with_float64(rng, monkeypatch, optimizer, split):
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=LANE_SPLITS[split],
                                  dtype=np.float32)
     opt_name, settings = OPTIMIZERS[optimizer]
-    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
+    trainer = lane_split_trainer(monkeypatch, split, net, BATCH, opt_name, **settings)
     Ws, bs = reference_params(net, theta)
     ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
     theta0 = theta.copy()
@@ -376,12 +317,16 @@ def test_column_split_float32_agrees_with_float64(rng, monkeypatch, optimizer):
     assert np.abs(theta - theta0).max() > 100 * F32_ATOL
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "nesterov"])
+@pytest.mark.parametrize("split", sorted(LANE_SPLITS))
+@pytest.mark.parametrize("optimizer,l2", [("sgd", 0.0), ("nesterov", 0.01)])
 @pytest.mark.parametrize("bad_batch", [0, 2, 4])
-def test_column_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch, optimizer):
+def test_lane_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batch, optimizer, l2,
+                                                    split):
     """A batch whose cost is not finite stops the epoch with every earlier update done and
-    its own not, in the fused plain-SGD path and in the optimizer's."""
-    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(4, 7, 6, 3))
+    its own not (the unit split updates batch b in the region after its cost is known), in
+    the fused plain-SGD path and in the optimizer's."""
+    hidden = LANE_SPLITS[split][1:-1]
+    net, theta, X, Y = make_case(rng, "softmax", "sigmoid", sizes=(4, *hidden, 3))
     X = X.copy()
     order = rng.permutation(N)
     X[order[bad_batch * BATCH + 2]] = np.inf
@@ -389,8 +334,8 @@ def test_column_split_stops_before_a_non_finite_batch(rng, monkeypatch, bad_batc
     opt_name, settings = OPTIMIZERS[optimizer]
     Ws, bs = reference_params(net, theta)
     ref_opt = ref.make_optimizer(opt_name, Ws, bs, **settings)
-    ref.epoch(Ws, bs, X, Y, order[:seen], BATCH, ref_opt, "sigmoid", "softmax")
-    trainer = column_split_trainer(monkeypatch, net, BATCH, opt_name, **settings)
+    ref.epoch(Ws, bs, X, Y, order[:seen], BATCH, ref_opt, "sigmoid", "softmax", l2)
+    trainer = lane_split_trainer(monkeypatch, split, net, BATCH, opt_name, l2=l2, **settings)
     loss_sum, _, n_seen = trainer.epoch(theta, X, Y, order)
     assert n_seen == seen
     assert not np.isfinite(loss_sum)
