@@ -11,8 +11,8 @@ layer (``c_t = t * s / T``) and computes every product of the batch *into what i
 - forward, hidden layer ``l``: ``a^l[:, own] = f(a^{l-1} W^l[:, own] + b^l[own])``, a product
   of the whole batch (all of ``a^{l-1}``, which the previous region finished);
 - output layer: its share ``a^{L-1}[:, own] W^L[own, :]`` of ``z^L`` (an ``(n, K)`` partial);
-  the main thread sums the partials in lane order, applies softmax/logistic, BP1 and the update
-  of ``b^L``;
+  the main thread sums the partials in lane order, applies softmax/logistic, BP1 and BP3 of
+  ``b^L``;
 - BP2, hidden layer ``l``: ``delta^l[:, own] = (delta^{l+1} W^{l+1}[own, :]^T) * f'``, from
   ``W^{l+1}`` before any lane updates it;
 - BP4/BP3 and the update of what it owns: columns ``own`` of each hidden layer's ``W`` and
@@ -22,9 +22,12 @@ layer (``c_t = t * s / T``) and computes every product of the batch *into what i
 
 A region (one ``prange`` over the lanes) ends where a lane needs what another wrote: per
 batch, one per hidden layer going forward (the first also gathers the next batch's rows into
-the other input buffer), one for the output layer's BP2 and update, and one per hidden layer
-below it for BP2, each of which also updates the layer whose weights the previous region's BP2
-read. The lowest layer's update closes the batch.
+the other input buffer), one for the output layer's BP2 and BP4, and one per hidden layer
+below it for BP2, each of which also does BP4 of the layer whose weights the previous
+region's BP2 read; the last one, BP4 of the first layer too. Plain SGD takes each step there
+(so a layer's weights change only once every BP2 that reads them is done). Any other
+optimizer gets the whole gradient written by those regions and takes its step in one more,
+each lane over a contiguous range of the parameters.
 
 The lane count is fixed by the caller (Numba's pool size), not by the threads running, and the
 partials are summed in lane order: results do not depend on the thread count. They equal
@@ -83,16 +86,16 @@ def _block_gradient(a, delta, theta, grad, w_start, rows, cols, r0, r1, c0, c1, 
     """
     T = theta.dtype.type
     d = delta[:, c0:c1]
-    gb = grad[b_start + c0 : b_start + c1]
     if not fused:
         gemm(True, False, 1.0, a, d, 0.0, _matrix(grad, w_start, rows, cols)[r0:r1, c0:c1])
         if b_start >= 0:
-            _column_sums(delta, c0, c1, gb)
+            _column_sums(delta, c0, c1, grad[b_start + c0 : b_start + c1])
         return
     lr = T(learning_rate)
     gemm(True, False, -lr, a, d, 1.0, _matrix(theta, w_start, rows, cols)[r0:r1, c0:c1])
     if b_start >= 0:
-        _column_sums(delta, c0, c1, gb)  # grad is free in plain SGD
+        gb = grad[b_start + c0 : b_start + c1]  # free in plain SGD
+        _column_sums(delta, c0, c1, gb)
         b = theta[b_start + c0 : b_start + c1]
         for j in range(c1 - c0):
             b[j] -= lr * gb[j]
@@ -172,7 +175,7 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
                 elif last_hidden:
                     part[:] = 0
         # The output layer on the main thread: the partials summed in lane order, the
-        # activation and cost, BP1 and the update of b^L.
+        # activation and cost, BP1, and BP3 of b^L (with plain SGD's step).
         out = rows_view(act_buf, a_off[L - 1], n, K)
         y = y_buf[:n]
         gather_rows(Y, order, start, y)
