@@ -247,17 +247,20 @@ def test_parallel_epoch_matches_reference(rng, monkeypatch, optimizer, output, l
                  l2_per_sample=per_sample, trainer=trainer)
 
 
-def lane_split_trainer(monkeypatch, split, net, batch_size, opt_name, **kw):
+def lane_split_trainer(monkeypatch, split, net, batch_size, opt_name, lanes=None, **kw):
     """A Trainer on the unit-split (``train_units``) or column-split (``train_columns``)
-    kernel, however small the network."""
-    from fastmlp import _config
+    kernel, however small the network; on ``lanes`` lanes when given (whatever the pool)."""
+    from fastmlp import _config, _engine
 
     monkeypatch.setattr(_config, "PARALLEL_MIN_FLOPS", 0)
+    if lanes is not None:  # more lanes than threads: the governor's counts are the pool's
+        monkeypatch.setattr(_engine, "parallel_lanes", lambda: lanes)
+        monkeypatch.setattr(_config, "ADAPT_THREADS", False)
     if split == "units":
         monkeypatch.setattr(_config, "UNIT_SPLIT_MIN_UNITS", 1)
     else:
         monkeypatch.setattr(_config, "UNIT_SPLIT_MAX_BATCH", 0)
-        monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 1)
+        monkeypatch.setattr(_config, "COLUMN_SPLIT_MIN_UNITS", 0)  # lanes may own no unit
     trainer = Trainer(net, batch_size, opt_name, **kw)
     if trainer.n_lanes < 2:
         pytest.skip("no parallel epoch here (a one-thread pool, or no fast threading layer)")
@@ -265,11 +268,14 @@ def lane_split_trainer(monkeypatch, split, net, batch_size, opt_name, **kw):
     return trainer
 
 
-#: (split, layer sizes) of the lane splits' reference tests: the unit split's one hidden
-#: layer; the column split's one, two (one narrower than some pools' lanes) and three (a
-#: middle layer's BP2 and update in one region).
-LANE_NETS = {"units": ("units", (4, 7, 3)), "columns-1": ("columns", (4, 7, 3)),
-             "columns-2": ("columns", (4, 7, 2, 3)), "columns-3": ("columns", (5, 6, 9, 4, 3))}
+#: (split, layer sizes, lanes) of the lane splits' reference tests: the unit split's one
+#: hidden layer; the column split's one, two and three (a middle layer's BP2 and update in
+#: one region), and two on four lanes, two of which own none of a 2-unit layer. ``None``: the
+#: pool's lanes.
+LANE_NETS = {"units": ("units", (4, 7, 3), None), "columns-1": ("columns", (4, 7, 3), None),
+             "columns-2": ("columns", (4, 7, 2, 3), None),
+             "columns-3": ("columns", (5, 6, 9, 4, 3), None),
+             "columns-4-lanes": ("columns", (4, 7, 2, 3), 4)}
 
 
 @pytest.mark.parametrize("l2", ["none", "both"])
@@ -281,15 +287,16 @@ def test_lane_split_epoch_matches_reference(rng, monkeypatch, case, optimizer, o
                                             l2):
     """Hidden units split over lanes (plain SGD without L2 fuses BP4 into the update).
 
-    7 and 9 units do not split evenly, 2 units leave a lane of some pools without any; 21
+    7 and 9 units do not split evenly, 2 units on 4 lanes leave two lanes without any; 21
     rows in batches of 5 leave a last batch of one row, fewer than the lanes that gather it.
     """
-    split, sizes = LANE_NETS[case]
+    split, sizes, lanes = LANE_NETS[case]
     net, theta, X, Y = make_case(rng, output, hidden, sizes=sizes, n=21)
     opt_name, settings = OPTIMIZERS[optimizer]
     l2, per_sample = L2[l2]
-    trainer = lane_split_trainer(monkeypatch, split, net, BATCH, opt_name, l2=l2,
+    trainer = lane_split_trainer(monkeypatch, split, net, BATCH, opt_name, lanes, l2=l2,
                                  l2_per_sample=per_sample, **settings)
+    assert lanes is None or trainer.n_lanes == lanes
     check_epochs(rng, net, theta, X, Y, optimizer, hidden, output, l2=l2,
                  l2_per_sample=per_sample, trainer=trainer)
 
