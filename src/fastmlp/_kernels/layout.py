@@ -29,6 +29,15 @@ def bias(theta, sizes, b_off, layer):
 
 
 @jit
+def lane_range(n_lanes, t, width):
+    """Return ``(c0, c1)``: lane ``t`` of ``n_lanes`` owns ``c0 .. c1 - 1`` of ``width`` items.
+
+    Consecutive, as even as integers allow; a lane may own none when ``width < n_lanes``.
+    """
+    return t * width // n_lanes, (t + 1) * width // n_lanes
+
+
+@jit
 def rows_view(buf, offset, rows, cols):
     """Return a ``(rows, cols)`` C-contiguous view of the flat ``buf`` starting at ``offset``."""
     return buf[offset : offset + rows * cols].reshape((rows, cols))

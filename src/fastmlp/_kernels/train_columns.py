@@ -40,22 +40,17 @@ from numba import prange
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation_columns, multiply_derivative_columns
 from fastmlp._kernels.blas import gemm
-from fastmlp._kernels.layout import add_rows_into, copy_rows_into, rows_view
+from fastmlp._kernels.layout import (
+    add_rows_into,
+    bias,
+    copy_rows_into,
+    lane_range,
+    rows_view,
+    weight,
+)
 from fastmlp._kernels.loss import output_delta, output_layer
 from fastmlp._kernels.optim import ADAM, SGD, optimizer_step
 from fastmlp._kernels.train import gather_rows
-
-
-@jit
-def _lane_range(n_lanes, t, width):
-    """Return ``(c0, c1)``: lane ``t`` owns units ``c0 .. c1 - 1`` of a layer of ``width``."""
-    return t * width // n_lanes, (t + 1) * width // n_lanes
-
-
-@jit
-def _matrix(flat, offset, rows, cols):
-    """Return the ``(rows, cols)`` C-ordered matrix at ``offset`` of a flat parameter array."""
-    return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
 @jit
@@ -87,12 +82,12 @@ def _block_gradient(a, delta, theta, grad, w_start, rows, cols, r0, r1, c0, c1, 
     T = theta.dtype.type
     d = delta[:, c0:c1]
     if not fused:
-        gemm(True, False, 1.0, a, d, 0.0, _matrix(grad, w_start, rows, cols)[r0:r1, c0:c1])
+        gemm(True, False, 1.0, a, d, 0.0, rows_view(grad, w_start, rows, cols)[r0:r1, c0:c1])
         if b_start >= 0:
             _column_sums(delta, c0, c1, grad[b_start + c0 : b_start + c1])
         return
     lr = T(learning_rate)
-    gemm(True, False, -lr, a, d, 1.0, _matrix(theta, w_start, rows, cols)[r0:r1, c0:c1])
+    gemm(True, False, -lr, a, d, 1.0, rows_view(theta, w_start, rows, cols)[r0:r1, c0:c1])
     if b_start >= 0:
         gb = grad[b_start + c0 : b_start + c1]  # free in plain SGD
         _column_sums(delta, c0, c1, gb)
@@ -137,7 +132,7 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
     M = order.shape[0]
     T = theta.dtype.type
     has_2 = state_2.shape[0] > 0
-    b_out = theta[b_off[L - 1] : b_off[L - 1] + K]
+    b_out = bias(theta, sizes, b_off, L - 1)
     P = theta.shape[0]
     n_weights = b_off[0]
     fused = optimizer == SGD and momentum == 0 and not nesterov and l2 == 0 and l2_per_sample == 0
@@ -157,21 +152,21 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
             fan_out = sizes[layer + 1]
             a_in = x if layer == 0 else rows_view(act_buf, a_off[layer - 1], n, sizes[layer])
             z = rows_view(act_buf, a_off[layer], n, fan_out)
-            W = _matrix(theta, w_off[layer], sizes[layer], fan_out)
-            b_l = theta[b_off[layer] : b_off[layer] + fan_out]
+            W = weight(theta, sizes, w_off, layer)
+            b_l = bias(theta, sizes, b_off, layer)
             last_hidden = layer == L - 2
             for t in prange(n_lanes):
                 if layer == 0 and next_n > 0:
-                    r0, r1 = _lane_range(n_lanes, t, next_n)
+                    r0, r1 = lane_range(n_lanes, t, next_n)
                     gather_rows(X, order, next_start + r0, x_bufs[(b + 1) % 2, r0:r1])
-                c0, c1 = _lane_range(n_lanes, t, fan_out)
+                c0, c1 = lane_range(n_lanes, t, fan_out)
                 part = out_parts[t, :n]
                 if c1 > c0:
                     gemm(False, False, 1.0, a_in, W[:, c0:c1], 0.0, z[:, c0:c1])
                     bias_activation_columns(z, b_l, hidden_act, c0, c1)
                     if last_hidden:
                         gemm(False, False, 1.0, z[:, c0:c1],
-                             _matrix(theta, w_off[L - 1], H, K)[c0:c1], 0.0, part)
+                             weight(theta, sizes, w_off, L - 1)[c0:c1], 0.0, part)
                 elif last_hidden:
                     part[:] = 0
         # The output layer on the main thread: the partials summed in lane order, the
@@ -204,10 +199,10 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
             for t in prange(n_lanes):
                 if layer >= 1:
                     fan_in = sizes[layer]
-                    c0, c1 = _lane_range(n_lanes, t, fan_in)
+                    c0, c1 = lane_range(n_lanes, t, fan_in)
                     if c1 > c0:
                         d_above = rows_view(delta_buf, a_off[layer], n, sizes[layer + 1])
-                        W_above = _matrix(theta, w_off[layer], fan_in, sizes[layer + 1])
+                        W_above = weight(theta, sizes, w_off, layer)
                         d = rows_view(delta_buf, a_off[layer - 1], n, fan_in)
                         a = rows_view(act_buf, a_off[layer - 1], n, fan_in)
                         gemm(False, True, 1.0, d_above, W_above[c0:c1], 0.0, d[:, c0:c1])
@@ -220,7 +215,7 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
                 for upd in range(first, min(layer + 2, L - 1)):
                     fan_in = sizes[upd]
                     fan_out = sizes[upd + 1]
-                    c0, c1 = _lane_range(n_lanes, t, fan_out)
+                    c0, c1 = lane_range(n_lanes, t, fan_out)
                     if c1 > c0:
                         a_in = x if upd == 0 else rows_view(act_buf, a_off[upd - 1], n, fan_in)
                         _block_gradient(a_in, rows_view(delta_buf, a_off[upd], n, fan_out),
@@ -237,7 +232,7 @@ def train_epoch_columns(X, Y, order, batch_size, theta, grad, sizes, w_off, b_of
         adam_t = step[0]
         coef = T(l2 + l2_per_sample / n)
         for t in prange(n_lanes):
-            p0, p1 = _lane_range(n_lanes, t, P)
+            p0, p1 = lane_range(n_lanes, t, P)
             nw = max(0, min(n_weights, p1) - p0)
             sum_sqs[t] = optimizer_step(optimizer, theta[p0:p1], grad[p0:p1], state_1[p0:p1],
                                         state_2[p0:p1] if has_2 else state_2, nw, adam_t,

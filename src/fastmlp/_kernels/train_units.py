@@ -37,7 +37,7 @@ from numba import prange
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.activations import bias_activation, multiply_derivative
 from fastmlp._kernels.blas import gemm
-from fastmlp._kernels.layout import add_rows_into, copy_into, copy_rows_into
+from fastmlp._kernels.layout import add_rows_into, copy_into, copy_rows_into, lane_range
 from fastmlp._kernels.loss import output_delta, output_layer
 from fastmlp._kernels.optim import ADAM, SGD, optimizer_step
 from fastmlp._kernels.train import gather_rows
@@ -47,12 +47,6 @@ from fastmlp._kernels.train import gather_rows
 def _lane_block(buf, rows, cols):
     """Return the first ``rows * cols`` entries of a lane's flat buffer as ``(rows, cols)``."""
     return buf[: rows * cols].reshape((rows, cols))
-
-
-@jit
-def _lane_columns(n_lanes, t, H):
-    """Return ``(c0, c1)``: lane ``t`` owns hidden units ``c0 .. c1 - 1``."""
-    return t * H // n_lanes, (t + 1) * H // n_lanes
 
 
 @jit
@@ -85,7 +79,7 @@ def _pack_all(theta, state_1, state_2, theta_packs, state_1_packs, state_2_packs
     """:func:`pack_lane` for every lane, of the parameters and each optimizer state in use."""
     n_lanes = theta_packs.shape[0]
     for t in prange(n_lanes):
-        c0, c1 = _lane_columns(n_lanes, t, H)
+        c0, c1 = lane_range(n_lanes, t, H)
         pack_lane(theta, theta_packs[t], s0, H, K, c0, c1, unpack)
         if state_1_packs.shape[1] > 0:
             pack_lane(state_1, state_1_packs[t], s0, H, K, c0, c1, unpack)
@@ -206,7 +200,7 @@ def train_epoch_units(X, Y, order, batch_size, theta, sizes, hidden_act, out_act
         next_n = min(batch_size, M - next_start) if b + 1 < n_batches else 0
         adam_t = step[0]  # already advanced for batch b-1 (by the main thread, with b^2)
         for t in prange(n_lanes):
-            c0, c1 = _lane_columns(n_lanes, t, H)
+            c0, c1 = lane_range(n_lanes, t, H)
             w = c1 - c0
             pack = theta_packs[t]
             sum_sqs[t] = 0.0
