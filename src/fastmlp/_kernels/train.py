@@ -6,7 +6,7 @@ from numba import prange
 from fastmlp._kernels._jit import jit
 from fastmlp._kernels.backward import backward
 from fastmlp._kernels.forward import forward
-from fastmlp._kernels.layout import activation_layout, rows_view
+from fastmlp._kernels.layout import activation_layout, lane_range, rows_view
 from fastmlp._kernels.loss import output_delta
 from fastmlp._kernels.optim import ADAM, SGD, add_l2, optimizer_step  # noqa: F401 (train.SGD)
 
@@ -306,10 +306,10 @@ def loss_parallel(X, data, indices, indptr, is_csr, Y, theta, n_lanes, sizes, w_
     losses = np.zeros(n_lanes)
     corrects = np.zeros(n_lanes, np.int64)
     for t in prange(n_lanes):
+        r0, r1 = lane_range(n_lanes, t, N)
         losses[t], corrects[t] = _rows_loss(
-            X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
-            theta, x_bufs[t], act_bufs[t], a_off, sizes, w_off, b_off, hidden_act, out_act,
-            clip_eps)
+            X, data, indices, indptr, is_csr, Y, r0, r1, chunk, theta, x_bufs[t], act_bufs[t],
+            a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps)
     loss_sum, n_correct = _lane_totals(losses, corrects)
     return _mean_cost(theta, b_off, loss_sum, N, l2, l2_per_sample), n_correct
 
@@ -389,12 +389,14 @@ def loss_and_gradient_parallel(X, data, indices, indptr, is_csr, Y, theta, grads
     losses = np.zeros(n_lanes)
     corrects = np.zeros(n_lanes, np.int64)
     for t in prange(n_lanes):
+        r0, r1 = lane_range(n_lanes, t, N)
         losses[t], corrects[t] = _rows_loss_and_gradient(
-            X, data, indices, indptr, is_csr, Y, t * N // n_lanes, (t + 1) * N // n_lanes, chunk,
-            scale, theta, grads[t], chunk_grads[t], x_bufs[t], act_bufs[t], delta_bufs[t],
-            a_off, sizes, w_off, b_off, hidden_act, out_act, clip_eps)
+            X, data, indices, indptr, is_csr, Y, r0, r1, chunk, scale, theta, grads[t],
+            chunk_grads[t], x_bufs[t], act_bufs[t], delta_bufs[t], a_off, sizes, w_off, b_off,
+            hidden_act, out_act, clip_eps)
     for t in prange(n_lanes):
-        sum_lane_slabs(grads, t * P // n_lanes, (t + 1) * P // n_lanes)
+        p0, p1 = lane_range(n_lanes, t, P)
+        sum_lane_slabs(grads, p0, p1)
     loss_sum, n_correct = _lane_totals(losses, corrects)
     loss = _finish_loss_and_gradient(theta, grads[0], b_off, loss_sum, N, l2, l2_per_sample)
     return loss, n_correct
@@ -444,8 +446,7 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
         n = min(batch_size, M - start)
         scale = T(1.0 / n)
         for t in prange(n_threads):
-            r0 = t * n // n_threads
-            r1 = (t + 1) * n // n_threads
+            r0, r1 = lane_range(n_threads, t, n)
             if r1 == r0:
                 grads[t, :] = 0
                 losses[t] = 0.0
@@ -468,8 +469,7 @@ def train_epoch_parallel(X, Y, order, batch_size, theta, grads, sizes, w_off, b_
         coef = T(l2 + l2_per_sample / n)
         adam_t = step[0] + 1
         for t in prange(n_threads):
-            p0 = t * P // n_threads
-            p1 = (t + 1) * P // n_threads
+            p0, p1 = lane_range(n_threads, t, P)
             g = sum_lane_slabs(grads, p0, p1)
             nw = max(0, min(n_weights, p1) - p0)
             sum_sqs[t] = optimizer_step(optimizer, theta[p0:p1], g, state_1[p0:p1],

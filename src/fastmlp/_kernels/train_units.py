@@ -212,8 +212,7 @@ def train_epoch_units(X, Y, order, batch_size, theta, sizes, hidden_act, out_act
                     s0, K, w, hidden_act, optimizer, learning_rate, momentum, nesterov, beta_1,
                     beta_2, epsilon, adam_t, pending_coef, fused)
             if next_n > 0:
-                r0 = t * next_n // n_lanes
-                r1 = (t + 1) * next_n // n_lanes
+                r0, r1 = lane_range(n_lanes, t, next_n)
                 gather_rows(X, order, next_start + r0, x_bufs[(b + 1) % 3, r0:r1])
             if n > 0:
                 part = out_parts[t, :n]
